@@ -1,0 +1,65 @@
+"""Environment check: ``python -m mmdet_asl.env``.
+
+Prints the versions of the stack and whether mmcv's compiled ops load. Exits non-zero with a message
+that says what to do when they don't (mmcv built without ops, or built against another torch).
+"""
+import importlib
+import sys
+
+PACKAGES = ('torch', 'torchvision', 'mmengine', 'mmcv', 'mmdet', 'mmpretrain', 'timm', 'pycocotools',
+            'mmdet_asl')
+
+FIX_OPS = (
+    'mmcv was installed without its compiled ops, or they were built against another torch.\n'
+    'Fix: reinstall mmcv against the torch in this environment:\n'
+    '  pip uninstall -y mmcv\n'
+    '  MMCV_WITH_OPS=1 MAX_JOBS=2 pip install --no-cache-dir --no-build-isolation mmcv==2.1.0\n'
+    '(or rerun `bash tools/setup_env.sh`; --no-cache-dir stops pip reusing a wheel built for another torch).')
+
+
+def package_version(name):
+    """Return the version string of ``name``, or ``'missing (<error>)'``."""
+    try:
+        module = importlib.import_module(name)
+    except Exception as exc:  # noqa: BLE001 -- any import failure is reported, not raised
+        return None, f'missing ({type(exc).__name__}: {exc})'
+    return module, getattr(module, '__version__', 'unknown')
+
+
+def check_mmcv_ops():
+    """Run ``mmcv.ops.nms`` on a tiny tensor. Returns (ok, message)."""
+    try:
+        import torch
+        from mmcv.ops import nms
+        boxes = torch.tensor([[0., 0., 10., 10.], [1., 1., 10., 10.], [20., 20., 30., 30.]])
+        scores = torch.tensor([0.9, 0.8, 0.7])
+        _, keep = nms(boxes, scores, iou_threshold=0.5)
+    except Exception as exc:  # noqa: BLE001
+        return False, f'mmcv.ops failed: {type(exc).__name__}: {exc}\n{FIX_OPS}'
+    if keep.tolist() != [0, 2]:
+        return False, f'mmcv.ops.nms returned {keep.tolist()}, expected [0, 2]\n{FIX_OPS}'
+    return True, 'mmcv.ops.nms runs'
+
+
+def main(argv=None):
+    ok = True
+    for name in PACKAGES:
+        module, version = package_version(name)
+        print(f'{name:12s} {version}')
+        ok &= module is not None
+    try:
+        import torch
+        print(f'{"cuda":12s} {torch.cuda.is_available()} (torch built for CUDA {torch.version.cuda})')
+    except ImportError:
+        pass
+    ops_ok, message = check_mmcv_ops()
+    print(f'{"mmcv ops":12s} {"ok" if ops_ok else "FAILED"}')
+    if not ops_ok:
+        print(message, file=sys.stderr)
+    if not ok:
+        print('Some packages are missing: run `bash tools/setup_env.sh`.', file=sys.stderr)
+    return 0 if ok and ops_ok else 1
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,3 @@
+from .losses import AsymmetricLoss
+
+__all__ = ['AsymmetricLoss']

@@ -1,0 +1,3 @@
+from .asymmetric_loss import AsymmetricLoss
+
+__all__ = ['AsymmetricLoss']
