@@ -1,3 +1,4 @@
 from .losses import AsymmetricLoss
+from .backbones import *  # noqa
 
 __all__ = ['AsymmetricLoss']
