@@ -1,0 +1,216 @@
+#!/usr/bin/env python
+"""Compose Fashion-MNIST product images into small multi-label canvases (with exact boxes).
+
+Each canvas holds 1-4 real Fashion-MNIST images, rescaled and pasted without overlapping boxes on a
+black background. Train canvases use only the dataset's train split, test canvases only its test split;
+a fixed seed makes the output byte-for-byte reproducible. The output is a COCO-style layout, so the same
+files serve the multi-label classification demo (``CocoMultiLabel``: a class is positive when one of its
+boxes is on the canvas) and the detection demo (``mmdet.CocoDataset``: exact boxes)::
+
+    data/fashion_canvas/
+        train/000000.png ...                      (grayscale PNG, --size x --size)
+        test/000000.png ...
+        annotations/instances_train.json          (COCO: images, annotations with bbox [x, y, w, h], categories)
+        annotations/instances_test.json
+
+Source data: Debian's ``dataset-fashion-mnist`` package (``apt-get install -y dataset-fashion-mnist``), which
+installs ``/usr/share/datasets/fashion-mnist/{train,t10k}-{images-idx3,labels-idx1}-ubyte.gz``. Another folder
+with the same four files can be given by ``--src`` or the ``FASHION_MNIST_DIR`` environment variable.
+
+    python tools/make_fashion_canvases.py                       # 6000 train + 2000 test canvases, seed 0
+    python tools/make_fashion_canvases.py --num-train 200 --num-test 100 --out data/fashion_canvas_tiny
+
+A box is the tight extent of the pasted item's non-zero pixels, so boxes are exact in canvas pixels.
+Re-running with the same arguments is a no-op (unless ``--force``).
+"""
+import argparse
+import gzip
+import json
+import os
+import os.path as osp
+import struct
+import sys
+
+import numpy as np
+from PIL import Image
+
+CLASSES = ('T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag',
+           'Ankle boot')
+DEFAULT_DIRS = ('/usr/share/datasets/fashion-mnist', )
+FILES = {
+    'train': ('train-images-idx3-ubyte.gz', 'train-labels-idx1-ubyte.gz'),
+    'test': ('t10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz'),
+}
+FORMAT_VERSION = 1
+
+
+def find_source(src=None):
+    """Return the folder holding the four Fashion-MNIST IDX files; raise FileNotFoundError naming them."""
+    candidates = [src] if src else [os.environ.get('FASHION_MNIST_DIR')] + list(DEFAULT_DIRS)
+    needed = [f for pair in FILES.values() for f in pair]
+    for folder in candidates:
+        if folder and all(osp.isfile(osp.join(folder, f)) for f in needed):
+            return folder
+    tried = [c for c in candidates if c]
+    missing = [osp.join(tried[0], f) for f in needed if not osp.isfile(osp.join(tried[0], f))] if tried else needed
+    raise FileNotFoundError(
+        'Fashion-MNIST source files not found. Missing: ' + ', '.join(missing) + '. Looked in: ' +
+        ', '.join(tried) + '.\nInstall them with `apt-get install -y dataset-fashion-mnist` (Debian/Ubuntu; '
+        'installs /usr/share/datasets/fashion-mnist/), or point --src / FASHION_MNIST_DIR at a folder with ' +
+        ', '.join(needed) + '.')
+
+
+def read_idx(path):
+    with gzip.open(path, 'rb') as f:
+        data = f.read()
+    magic, = struct.unpack('>I', data[:4])
+    ndim = magic & 0xFF
+    dims = struct.unpack('>' + 'I' * ndim, data[4:4 + 4 * ndim])
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def load_split(folder, split):
+    img_file, lbl_file = FILES[split]
+    images = read_idx(osp.join(folder, img_file))
+    labels = read_idx(osp.join(folder, lbl_file))
+    if images.shape[0] != labels.shape[0] or images.shape[1:] != (28, 28):
+        raise ValueError(f'unexpected Fashion-MNIST {split} arrays: {images.shape}, {labels.shape}')
+    return images, labels
+
+
+def _overlaps(box, boxes, gap):
+    x0, y0, x1, y1 = box
+    for bx0, by0, bx1, by1 in boxes:
+        if x0 < bx1 + gap and bx0 < x1 + gap and y0 < by1 + gap and by0 < y1 + gap:
+            return True
+    return False
+
+
+def compose(rng, images, labels, size, min_items, max_items, scale_range, tries=50):
+    """One canvas: returns (uint8 (size, size) image, list of (class, [x, y, w, h], source index))."""
+    canvas = np.zeros((size, size), dtype=np.uint8)
+    n = int(rng.integers(min_items, max_items + 1))
+    placed, boxes = [], []
+    for _ in range(n):
+        idx = int(rng.integers(len(images)))
+        side = int(round(28 * float(rng.uniform(*scale_range))))
+        side = max(8, min(side, size))
+        patch = np.asarray(Image.fromarray(images[idx]).resize((side, side), Image.BILINEAR))
+        ys, xs = np.nonzero(patch)
+        if len(xs) == 0:
+            continue
+        # Tight box of the item inside its patch; placement keeps tight boxes disjoint (1 px gap).
+        px0, py0, px1, py1 = xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
+        for _ in range(tries):
+            ox = int(rng.integers(-px0, size - px1 + 1))
+            oy = int(rng.integers(-py0, size - py1 + 1))
+            box = (ox + px0, oy + py0, ox + px1, oy + py1)
+            if not _overlaps(box, boxes, gap=1):
+                break
+        else:
+            continue
+        # Paste the part of the patch that lies on the canvas (the tight box always does).
+        cx0, cy0 = max(ox, 0), max(oy, 0)
+        cx1, cy1 = min(ox + side, size), min(oy + side, size)
+        sub = patch[cy0 - oy:cy1 - oy, cx0 - ox:cx1 - ox]
+        canvas[cy0:cy1, cx0:cx1] = np.maximum(canvas[cy0:cy1, cx0:cx1], sub)
+        boxes.append(box)
+        x0, y0, x1, y1 = box
+        placed.append((int(labels[idx]), [int(x0), int(y0), int(x1 - x0), int(y1 - y0)], idx))
+    if not placed:  # practically impossible (first item always fits); keep the canvas non-empty anyway
+        return compose(rng, images, labels, size, min_items, max_items, scale_range, tries)
+    return canvas, placed
+
+
+def make_split(args, folder, split, seed):
+    images, labels = load_split(folder, split)
+    rng = np.random.default_rng(seed)
+    img_dir = osp.join(args.out, split)
+    os.makedirs(img_dir, exist_ok=True)
+    num = args.num_train if split == 'train' else args.num_test
+    coco = dict(
+        info=dict(description='Fashion-MNIST canvases (mmdet-asl tools/make_fashion_canvases.py)',
+                  source_split=split, seed=seed, size=args.size, items=[args.min_items, args.max_items],
+                  scale_range=list(args.scale_range), format_version=FORMAT_VERSION),
+        images=[], annotations=[],
+        categories=[dict(id=i + 1, name=name) for i, name in enumerate(CLASSES)])
+    ann_id = 1
+    for i in range(num):
+        canvas, placed = compose(rng, images, labels, args.size, args.min_items, args.max_items,
+                                 args.scale_range)
+        name = f'{i:06d}.png'
+        Image.fromarray(canvas, mode='L').save(osp.join(img_dir, name))
+        coco['images'].append(dict(id=i + 1, file_name=name, width=args.size, height=args.size))
+        for cls, box, src_idx in placed:
+            coco['annotations'].append(
+                dict(id=ann_id, image_id=i + 1, category_id=cls + 1, bbox=box, area=box[2] * box[3],
+                     iscrowd=0, source_index=src_idx))
+            ann_id += 1
+    os.makedirs(osp.join(args.out, 'annotations'), exist_ok=True)
+    with open(osp.join(args.out, 'annotations', f'instances_{split}.json'), 'w') as f:
+        json.dump(coco, f)
+    return coco
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--src', help='folder with the Fashion-MNIST IDX .gz files (default: FASHION_MNIST_DIR, '
+                   'then /usr/share/datasets/fashion-mnist)')
+    p.add_argument('--out', default='data/fashion_canvas')
+    p.add_argument('--num-train', type=int, default=6000)
+    p.add_argument('--num-test', type=int, default=2000)
+    p.add_argument('--size', type=int, default=80, help='canvas side in pixels')
+    p.add_argument('--min-items', type=int, default=1)
+    p.add_argument('--max-items', type=int, default=4)
+    p.add_argument('--scale-range', type=float, nargs=2, default=(0.75, 1.5),
+                   help='item side = 28 px times a uniform factor in this range')
+    p.add_argument('--seed', type=int, default=0, help='train uses seed, test uses seed + 1')
+    p.add_argument('--force', action='store_true', help='rebuild even if the output matches')
+    args = p.parse_args(argv)
+    if not 1 <= args.min_items <= args.max_items:
+        p.error('need 1 <= --min-items <= --max-items')
+    if args.size < 28:
+        p.error('--size must be >= 28')
+    return args
+
+
+def _up_to_date(args):
+    for split, seed in (('train', args.seed), ('test', args.seed + 1)):
+        path = osp.join(args.out, 'annotations', f'instances_{split}.json')
+        if not osp.isfile(path):
+            return False
+        with open(path) as f:
+            info = json.load(f).get('info', {})
+        num = args.num_train if split == 'train' else args.num_test
+        want = dict(seed=seed, size=args.size, items=[args.min_items, args.max_items],
+                    scale_range=list(args.scale_range), format_version=FORMAT_VERSION)
+        if any(info.get(k) != v for k, v in want.items()):
+            return False
+        if len(os.listdir(osp.join(args.out, split))) < num:
+            return False
+        with open(path) as f:
+            if len(json.load(f)['images']) != num:
+                return False
+    return True
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if not args.force and _up_to_date(args):
+        print(f'[make_fashion_canvases] {args.out} is up to date')
+        return 0
+    try:
+        folder = find_source(args.src)
+    except FileNotFoundError as e:
+        print(f'[make_fashion_canvases] error: {e}', file=sys.stderr)
+        return 2
+    for split, seed in (('train', args.seed), ('test', args.seed + 1)):
+        coco = make_split(args, folder, split, seed)
+        counts = np.bincount([a['category_id'] - 1 for a in coco['annotations']], minlength=len(CLASSES))
+        print(f'[make_fashion_canvases] {split}: {len(coco["images"])} canvases, '
+              f'{len(coco["annotations"])} items, per class {counts.tolist()} -> {args.out}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
