@@ -22,11 +22,12 @@ intermediates; it saves only the logits, the targets and the weight. The element
 import math
 import os
 import warnings
-from typing import Optional, Tuple
+from typing import NamedTuple, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
 FOCUSING_GRAD_MODES = ('full', 'detached')
 
@@ -123,10 +124,124 @@ def check_inputs(logits: Tensor, target: Tensor, weight: Optional[Tensor] = None
 
 
 # --------------------------------------------------------------------------------------------------------
-# Element-wise kernels. ``cfg`` is a hashable tuple of the structural choices (static under torch.compile);
-# gamma_pos / gamma_neg travel as 0-dim tensors so that an adaptive gamma_neg does not recompile.
-# cfg = (clip, log_eps, alpha, full_grad, is_index, reduce)
+# The element-wise kernel: loss and analytic gradient in one pass over the logits.
+# ``cfg`` holds the structural choices (static under torch.compile); gamma_pos / gamma_neg travel as 0-dim
+# tensors so that an adaptive gamma_neg does not trigger a recompilation.
 # --------------------------------------------------------------------------------------------------------
+class KernelConfig(NamedTuple):
+    clip: float          # m
+    logit_clip: float    # logit(m), where p = m
+    log_eps: float
+    alpha: Optional[float]
+    full_grad: bool
+    is_index: bool
+    reduce: bool
+    need_grad: bool
+
+
+def _kernel_config(clip, eps, alpha, focusing_grad, is_index, reduce, need_grad) -> KernelConfig:
+    logit = math.log(clip) - math.log1p(-clip) if clip > 0 else 0.0
+    return KernelConfig(float(clip), logit, math.log(eps), None if alpha is None else float(alpha),
+                        focusing_grad == 'full', is_index, bool(reduce), bool(need_grad))
+
+
+def _combine(y: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
+    # y*pos + (1-y)*neg, not neg + y*(pos - neg): the latter cancels catastrophically for y = 1.
+    return y * pos + (1.0 - y) * neg
+
+
+def _loss_and_grad_kernel(z: Tensor, target: Tensor, weight: Optional[Tensor], gamma_pos: Tensor,
+                          gamma_neg: Tensor, cfg: KernelConfig):
+    """Return (loss, dloss/dz): loss summed (cfg.reduce) or element-wise, the gradient element-wise
+    (``None`` unless cfg.need_grad). Both weighted by ``weight``.
+
+    Derivatives, with p = sigmoid(z), q = 1 - p, dp/dz = pq:
+      positives, loss+ = -q^g+ log p:
+        full:      d/dz = q^g+ (g+ p log p - q)
+        detached:  d/dz = -q^(g+ + 1)                  (the weight q^g+ held constant)
+      negatives, loss- = -p_m^g- log(1 - p_m), dp_m/dz = pq above the margin (p > m), 0 below:
+        full:      d/dz = p_m^g- [1/(1 - p_m) - g- log(1 - p_m)/p_m] pq      (Eq. 8)
+        detached:  d/dz = p_m^g- pq/(1 - p_m)
+    Where a log is floored at log(eps) its own derivative is 0.
+    """
+    clip = cfg.clip
+    z = z.to(gamma_pos.dtype)
+    # torch.sigmoid/logsigmoid: correctly rounded to ~0.5 ulp; a hand-rolled 1/(1 + exp(-z)) loses ~2 ulps,
+    # which gamma amplifies in p^gamma.
+    p = torch.sigmoid(z)
+    q = torch.sigmoid(-z)                                          # 1 - p without cancellation
+    log_p_raw = F.logsigmoid(z)
+    log_q_raw = F.logsigmoid(-z)
+    log_p = torch.clamp(log_p_raw, min=cfg.log_eps)
+
+    # Positives (Eq. 7, L+). torch.pow, not exp(g log x): the product g*log(x) would lose ~g ulps.
+    q_pow = torch.pow(q, gamma_pos)
+    loss_pos = -q_pow * log_p
+
+    # Negatives (Eq. 7, L-).
+    if clip > 0:
+        # p_m = p - m = sigmoid(z) - sigmoid(a), a = logit(m), = (1 - m) p (1 - exp(a - z)) (Eq. 5), and
+        # 1 - exp(-d) = 2 exp(-d/2) sinh(d/2). In float32, ``p - m`` cancels near the margin, and p_m^g-
+        # multiplies p_m's relative error by g-; so p_m, its power and log(1 - p_m) are evaluated in
+        # float64 and rounded once. (Not expm1: its torch.compile CPU lowering loses all relative
+        # precision for small arguments, measured.)
+        z_w = z.to(torch.float64)
+        half_d = 0.5 * (z_w - cfg.logit_clip)
+        above = half_d > 0
+        p_m_w = torch.where(above, (2.0 * (1.0 - clip)) * torch.sigmoid(z_w) * torch.exp(-half_d)
+                            * torch.sinh(half_d), torch.zeros_like(z_w))
+        # log(1 - p_m) = log1p(-p_m); 1 - p_m >= m, so no cancellation in float64.
+        log_1m_pm_raw = torch.log1p(-p_m_w).to(z.dtype)
+        pm_pow = torch.pow(p_m_w, gamma_neg.to(torch.float64)).to(z.dtype)
+        p_m = p_m_w.to(z.dtype)
+        safe_pm = torch.where(above, p_m, torch.ones_like(p_m))
+        unfloored_n = above & (log_1m_pm_raw > cfg.log_eps)
+    else:
+        p_m = p
+        log_1m_pm_raw = log_q_raw
+        pm_pow = torch.pow(p, gamma_neg)
+        unfloored_n = log_q_raw > cfg.log_eps
+    log_1m_pm = torch.clamp(log_1m_pm_raw, min=cfg.log_eps)
+    loss_neg = -pm_pow * log_1m_pm
+
+    if cfg.alpha is not None:
+        loss_pos = cfg.alpha * loss_pos
+        loss_neg = (1.0 - cfg.alpha) * loss_neg
+    y = _target_matrix(target, z.shape[1], cfg.is_index, z.dtype)
+    loss = _combine(y, loss_pos, loss_neg)  # linear in y: soft targets interpolate
+    if weight is not None:
+        weight = weight.to(z.dtype)
+        loss = loss * weight
+    if cfg.reduce:
+        loss = loss.sum()
+    if not cfg.need_grad:
+        return loss, None
+
+    zeros = torch.zeros_like(p)
+    pq = p * q
+    grad_pos = -q_pow * torch.where(log_p_raw > cfg.log_eps, q, zeros)
+    if cfg.full_grad:
+        grad_pos = grad_pos + gamma_pos * p * q_pow * log_p
+    if clip > 0:
+        one_m_pm = torch.where(above, q + clip, torch.ones_like(q))  # 1 - p_m >= m > 0
+        grad_neg = pm_pow * torch.where(unfloored_n, pq / one_m_pm, zeros)
+        if cfg.full_grad:
+            # log(1 - p_m)/p_m stays bounded (-> -1) as p_m -> 0; safe_pm guards p_m == 0.
+            grad_neg = grad_neg - gamma_neg * pm_pow * torch.where(above, log_1m_pm / safe_pm * pq, zeros)
+    else:
+        # m = 0: pq/(1 - p_m) = p and pq/p_m = q, so no division is needed.
+        grad_neg = pm_pow * torch.where(unfloored_n, p, zeros)
+        if cfg.full_grad:
+            grad_neg = grad_neg - gamma_neg * pm_pow * q * log_1m_pm
+    if cfg.alpha is not None:
+        grad_pos = cfg.alpha * grad_pos
+        grad_neg = (1.0 - cfg.alpha) * grad_neg
+    grad = _combine(y, grad_pos, grad_neg)
+    if weight is not None:
+        grad = grad * weight
+    return loss, grad
+
+
 def _target_matrix(target: Tensor, num_classes: int, is_index: bool, dtype) -> Tensor:
     if is_index:
         # Background (= C) matches no column: an all-negative row, as in MMDetection's FocalLoss.
@@ -135,181 +250,56 @@ def _target_matrix(target: Tensor, num_classes: int, is_index: bool, dtype) -> T
     return target.to(dtype)
 
 
-def _margin_constants(clip: float):
-    """logit(m) split into float32 hi + lo parts, and 1 - m (see ``_shifted_probability``)."""
-    a = math.log(clip) - math.log1p(-clip)
-    a_hi = float(torch.tensor(a, dtype=torch.float32))
-    return a_hi, a - a_hi, 1.0 - clip
-
-
-def _shifted_probability(z: Tensor, p: Tensor, clip: float):
-    """p_m = max(p - m, 0) (Eq. 5) without the cancellation of ``p - m`` in float32.
-
-    With a = logit(m): p - m = sigmoid(z) - sigmoid(a) = (1 - m) p (1 - exp(a - z)). ``z - a`` is computed
-    as (z - a_hi) - a_lo, which is exact near the margin (Sterbenz), so p_m keeps full relative precision
-    right down to the kink. Returns (p_m, above) with ``above = p > m``.
-    """
-    a_hi, a_lo, one_m_clip = _margin_constants(clip)
-    d = (z - a_hi) - a_lo
-    above = d > 0
-    p_m = torch.where(above, -one_m_clip * p * torch.expm1(-d), torch.zeros_like(p))
-    return p_m, above
-
-
-def _log_one_minus_pm(p_m: Tensor, q: Tensor, clip: float) -> Tensor:
-    """log(1 - p_m): log1p(-p_m) for small p_m, log(q + m) (q = 1 - p, exact) where 1 - p_m is small."""
-    return torch.where(p_m < 0.5, torch.log1p(-p_m), torch.log(q + clip))
-
-
-def _loss_terms(z: Tensor, gamma_pos: Tensor, gamma_neg: Tensor, clip: float, log_eps: float):
-    """Return (positive loss, negative loss), both -L from Eq. 7, element-wise."""
-    q = torch.sigmoid(-z)  # 1 - p without cancellation
-    # log p through log-sigmoid: exact where 1 - p rounds to 1; floored at log(eps) as the official code.
-    log_p = torch.clamp(F.logsigmoid(z), min=log_eps)
-    loss_pos = -torch.pow(q, gamma_pos) * log_p
-    if clip > 0:
-        p_m, _ = _shifted_probability(z, torch.sigmoid(z), clip)
-        log_1m_pm = torch.clamp(_log_one_minus_pm(p_m, q, clip), min=log_eps)
-    else:
-        p_m = torch.sigmoid(z)
-        log_1m_pm = torch.clamp(F.logsigmoid(-z), min=log_eps)
-    loss_neg = -torch.pow(p_m, gamma_neg) * log_1m_pm
-    return loss_pos, loss_neg
-
-
-def _combine(y: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
-    # y*pos + (1-y)*neg, not neg + y*(pos - neg): the latter cancels catastrophically for y = 1.
-    return y * pos + (1.0 - y) * neg
-
-
-def _forward_kernel(z: Tensor, target: Tensor, weight: Optional[Tensor], gamma_pos: Tensor,
-                    gamma_neg: Tensor, cfg: tuple) -> Tensor:
-    clip, log_eps, alpha, _, is_index, reduce = cfg
-    z = z.to(gamma_pos.dtype)
-    loss_pos, loss_neg = _loss_terms(z, gamma_pos, gamma_neg, clip, log_eps)
-    if alpha is not None:
-        loss_pos = alpha * loss_pos
-        loss_neg = (1.0 - alpha) * loss_neg
-    y = _target_matrix(target, z.shape[1], is_index, z.dtype)
-    loss = _combine(y, loss_pos, loss_neg)  # y*L+ + (1-y)*L-, linear in soft y
-    if weight is not None:
-        loss = loss * weight.to(z.dtype)
-    return loss.sum() if reduce else loss
-
-
-def _grad_kernel(z: Tensor, target: Tensor, weight: Optional[Tensor], gamma_pos: Tensor,
-                 gamma_neg: Tensor, grad_out: Tensor, cfg: tuple) -> Tensor:
-    """d(loss)/dz times grad_out (and weight), analytically; see the derivation in the comments."""
-    clip, log_eps, alpha, full_grad, is_index, _ = cfg
-    out_dtype = z.dtype
-    z = z.to(gamma_pos.dtype)
-    p = torch.sigmoid(z)
-    q = torch.sigmoid(-z)
-    pq = p * q                                                     # dp/dz
-    # Positives: loss+ = -q^g+ log p, with dq/dz = -pq and d(log p)/dz = q.
-    #   full:     d/dz = q^g+ (g+ p log p - q)
-    #   detached: d/dz = -q^(g+ + 1)           (weight q^g+ held constant)
-    # Where log p is floored at log(eps) its own derivative is 0.
-    log_p_raw = F.logsigmoid(z)
-    unfloored_p = log_p_raw > log_eps
-    log_p = torch.clamp(log_p_raw, min=log_eps)
-    q_pow = torch.pow(q, gamma_pos)
-    grad_pos = -q_pow * torch.where(unfloored_p, q, torch.zeros_like(q))
-    if full_grad:
-        grad_pos = grad_pos + gamma_pos * p * q_pow * log_p
-    # Negatives: loss- = -p_m^g- log(1 - p_m), with dp_m/dz = pq above the margin (p > m), 0 below.
-    #   full (Eq. 8): d/dz = p_m^g- [1/(1 - p_m) - g- log(1 - p_m)/p_m] pq
-    #   detached:     d/dz = p_m^g- pq / (1 - p_m)
-    if clip > 0:
-        p_m, above = _shifted_probability(z, p, clip)
-        one_m_pm = torch.clamp(q + clip, max=1.0)                  # 1 - p_m >= m > 0
-        log_1m_pm_raw = _log_one_minus_pm(p_m, q, clip)
-        unfloored_n = above & (log_1m_pm_raw > log_eps)
-        log_1m_pm = torch.clamp(log_1m_pm_raw, min=log_eps)
-        pm_pow = torch.pow(p_m, gamma_neg)
-        zeros = torch.zeros_like(p)
-        grad_neg = pm_pow * torch.where(unfloored_n, pq / one_m_pm, zeros)
-        if full_grad:
-            # log(1 - p_m)/p_m stays bounded (-> -1) as p_m -> 0; guard the division where p_m == 0.
-            safe_pm = torch.where(above, p_m, torch.ones_like(p_m))
-            grad_neg = grad_neg - gamma_neg * pm_pow * torch.where(above, log_1m_pm / safe_pm * pq, zeros)
-    else:
-        # m = 0: p_m = p, 1 - p_m = q, so pq/(1 - p_m) = p and pq/p_m = q: no division needed.
-        log_q_raw = F.logsigmoid(-z)
-        unfloored_n = log_q_raw > log_eps
-        pm_pow = torch.pow(p, gamma_neg)
-        grad_neg = pm_pow * torch.where(unfloored_n, p, torch.zeros_like(p))
-        if full_grad:
-            grad_neg = grad_neg - gamma_neg * pm_pow * q * torch.clamp(log_q_raw, min=log_eps)
-    if alpha is not None:
-        grad_pos = alpha * grad_pos
-        grad_neg = (1.0 - alpha) * grad_neg
-    y = _target_matrix(target, z.shape[1], is_index, z.dtype)
-    grad = _combine(y, grad_pos, grad_neg)
-    if weight is not None:
-        grad = grad * weight.to(z.dtype)
-    return (grad * grad_out.to(z.dtype)).to(out_dtype)
-
-
 # --------------------------------------------------------------------------------------------------------
-# Kernel dispatch: torch.compile (one fused loop for forward, one for backward) with an eager fallback.
+# Kernel dispatch: torch.compile fuses the kernel into one loop; eager PyTorch is the fallback.
 # --------------------------------------------------------------------------------------------------------
-_COMPILED = {}
-_COMPILE_FAILED = False
+_compiled_kernel = None
+_compile_failed = False
 
 
 def compile_enabled() -> bool:
-    """Whether kernels go through torch.compile: ``MMDET_ASL_COMPILE=0`` turns it off."""
-    return os.environ.get('MMDET_ASL_COMPILE', '1') not in ('0', 'false', 'False', 'off', '')
+    """Whether the kernel goes through torch.compile: ``MMDET_ASL_COMPILE=0`` turns it off."""
+    return os.environ.get('MMDET_ASL_COMPILE', '1').lower() not in ('0', 'false', 'off', 'no', '')
 
 
-def _kernel(name: str):
-    global _COMPILE_FAILED
-    eager = {'forward': _forward_kernel, 'grad': _grad_kernel}[name]
-    if _COMPILE_FAILED or not compile_enabled():
-        return eager
-    if name not in _COMPILED:
-        _COMPILED[name] = torch.compile(eager, dynamic=True)
-    return _COMPILED[name]
-
-
-def _run_kernel(name: str, *args):
-    global _COMPILE_FAILED
-    fn = _kernel(name)
+def _run_kernel(*args):
+    global _compiled_kernel, _compile_failed
+    if _compile_failed or not compile_enabled():
+        return _loss_and_grad_kernel(*args)
+    if _compiled_kernel is None:
+        _compiled_kernel = torch.compile(_loss_and_grad_kernel, dynamic=True)
     try:
-        return fn(*args)
-    except Exception as exc:  # noqa: BLE001 -- any compiler failure falls back to the (identical) eager path
-        if fn is _forward_kernel or fn is _grad_kernel:
-            raise
-        _COMPILE_FAILED = True
-        warnings.warn(f'mmdet_asl: torch.compile failed ({type(exc).__name__}: {exc}); '
-                      'using the eager implementation from now on. Set MMDET_ASL_COMPILE=0 to skip compiling.')
-        return {'forward': _forward_kernel, 'grad': _grad_kernel}[name](*args)
+        return _compiled_kernel(*args)
+    except Exception as exc:  # noqa: BLE001 -- any compiler failure falls back to the identical eager kernel
+        _compile_failed = True
+        warnings.warn(f'mmdet_asl: torch.compile failed ({type(exc).__name__}: {exc}); using the eager '
+                      'kernel from now on. Set MMDET_ASL_COMPILE=0 to skip compiling.')
+        return _loss_and_grad_kernel(*args)
 
 
 class AsymmetricLossFunction(torch.autograd.Function):
-    """Fused ASL: forward computes Eq. 7, backward the analytic gradient.
+    """Fused ASL: one pass computes Eq. 7 and its analytic gradient.
 
-    Saves only ``logits``, ``target`` and ``weight`` for backward. Computation runs in float32 at least
-    (float64 stays float64), outside autocast.
+    What backward needs is kept as one tensor: the element-wise gradient dloss/dz (N, C) in the compute
+    dtype, produced in the same pass as the loss. Autograd of the formula would keep a chain of about a
+    dozen (N, C) intermediates; recomputing from the logits in backward would cost a second pass over
+    the transcendental functions. Computation runs in float32 at least (float64 stays), outside autocast.
     """
 
     @staticmethod
     def forward(ctx, logits, target, weight, gamma_pos, gamma_neg, cfg):
         with torch.autocast(device_type=logits.device.type, enabled=False):
-            out = _run_kernel('forward', logits, target, weight, gamma_pos, gamma_neg, cfg)
-        ctx.save_for_backward(logits, target, weight, gamma_pos, gamma_neg)
-        ctx.cfg = cfg
-        return out
+            loss, grad = _run_kernel(logits, target, weight, gamma_pos, gamma_neg, cfg)
+        ctx.logits_dtype = logits.dtype
+        if grad is not None:
+            ctx.save_for_backward(grad)
+        return loss
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad_out):
-        logits, target, weight, gamma_pos, gamma_neg = ctx.saved_tensors
-        grad = None
-        if ctx.needs_input_grad[0]:
-            with torch.autocast(device_type=logits.device.type, enabled=False):
-                grad = _run_kernel('grad', logits, target, weight, gamma_pos, gamma_neg, grad_out, ctx.cfg)
-        return grad, None, None, None, None, None
+        grad, = ctx.saved_tensors
+        return (grad * grad_out).to(ctx.logits_dtype), None, None, None, None, None
 
 
 def _compute_dtype(logits: Tensor):
@@ -356,18 +346,19 @@ def asymmetric_loss(logits: Tensor,
         if weight is not None and weight.dim() == 1:
             weight = weight.view(logits.shape[0], -1)
     dtype = _compute_dtype(logits)
+    if logits.numel() == 0:
+        # Empty batch: 0 (or an empty tensor) still connected to the graph, so backward gives a zero
+        # (empty) gradient rather than an error or NaN.
+        out = logits.to(dtype) * 0
+        return out.sum() if reduce else out
     if not is_index and target.dtype != dtype:
         target = target.to(dtype)
     if weight is not None:
         weight = weight.detach()
     gp = torch.as_tensor(gamma_pos, dtype=dtype, device=logits.device)
     gn = torch.as_tensor(gamma_neg, dtype=dtype, device=logits.device).detach()
-    cfg = (float(clip), math.log(eps), None if alpha is None else float(alpha),
-           focusing_grad == 'full', is_index, bool(reduce))
-    if logits.numel() == 0:
-        # Empty batch: 0 (or an empty tensor) connected to the graph, so backward gives a zero gradient.
-        out = logits.to(dtype).sum() * 0 if reduce else logits.to(dtype) * 0
-        return out
+    need_grad = torch.is_grad_enabled() and logits.requires_grad
+    cfg = _kernel_config(clip, eps, alpha, focusing_grad, is_index, reduce, need_grad)
     return AsymmetricLossFunction.apply(logits, target, weight, gp, gn, cfg)
 
 
@@ -393,3 +384,46 @@ def asymmetric_loss_reference(logits: Tensor,
     l_neg = w_neg * torch.log(torch.clamp(1 - p_m, min=eps))
     a_pos, a_neg = (1.0, 1.0) if alpha is None else (alpha, 1 - alpha)
     return -(a_pos * target * l_pos + a_neg * (1 - target) * l_neg)
+
+
+def asymmetric_loss_single_label(logits: Tensor,
+                                 labels: Tensor,
+                                 gamma_pos: float = 0.0,
+                                 gamma_neg: float = 4.0,
+                                 clip: float = 0.0,
+                                 eps: float = 1e-8) -> Tensor:
+    """Single-label ASL (paper appendix H): Eq. 7's form on softmax probabilities, per sample.
+
+    With p = softmax(z) over the C classes, the target class t contributes -(1 - p_t)^g+ log p_t and
+    every other class c contributes -p_m,c^g- log(1 - p_m,c), with p_m = max(p - m, 0). Unlike the
+    official ``ASLSingleLabel`` (cross-entropy with label smoothing, where gamma- only acts through the
+    smoothing mass), gamma- here down-weights the easy non-target classes directly. With
+    gamma_pos = gamma_neg = 0 and m = 0 it is softmax cross-entropy plus the sum over the non-target
+    classes c of -log(1 - p_c).
+
+    Args:
+        logits: (N, C). labels: (N,) integer class indices in [0, C).
+    Returns:
+        (N,) per-sample loss, float32 at least. Gradients through plain autograd.
+    """
+    check_loss_params(gamma_pos, gamma_neg, clip, eps, None, 'full')
+    if not isinstance(logits, Tensor) or logits.dim() != 2 or not logits.is_floating_point():
+        raise ValueError(f'logits must be a floating (N, C) tensor, got {getattr(logits, "shape", logits)}')
+    if not isinstance(labels, Tensor) or labels.dim() != 1 or labels.is_floating_point() \
+            or labels.shape[0] != logits.shape[0]:
+        raise ValueError(f'labels must be integer class indices of shape ({logits.shape[0]},), '
+                         f'got {getattr(labels, "shape", labels)}')
+    num_classes = logits.shape[1]
+    if labels.numel() and (bool((labels < 0).any()) or bool((labels >= num_classes).any())):
+        raise ValueError(f'labels must be in [0, {num_classes - 1}], got min {labels.min().item()}, '
+                         f'max {labels.max().item()}')
+    if logits.numel() and not bool(torch.isfinite(logits).all()):
+        raise ValueError(f'logits contain {int((~torch.isfinite(logits)).sum())} non-finite value(s)')
+    z = logits.to(_compute_dtype(logits))
+    log_p = torch.clamp(torch.log_softmax(z, dim=1), min=math.log(eps))
+    p = log_p.exp()
+    y = F.one_hot(labels, num_classes).to(z.dtype)
+    loss_pos = -torch.pow(1 - p, gamma_pos) * log_p
+    p_m = torch.clamp(p - clip, min=0.0)
+    loss_neg = -torch.pow(p_m, gamma_neg) * torch.clamp(torch.log1p(-p_m), min=math.log(eps))
+    return _combine(y, loss_pos, loss_neg).sum(dim=1)
