@@ -8,7 +8,7 @@ files serve the multi-label classification demo (``CocoMultiLabel``: a class is 
 boxes is on the canvas) and the detection demo (``mmdet.CocoDataset``: exact boxes)::
 
     data/fashion_canvas/
-        train/000000.png ...                      (grayscale PNG, --size x --size)
+        train/000000.png ...                      (grayscale PNG, --size x --size, default 64 x 64)
         test/000000.png ...
         annotations/instances_train.json          (COCO: images, annotations with bbox [x, y, w, h], categories)
         annotations/instances_test.json
@@ -159,10 +159,10 @@ def parse_args(argv=None):
     p.add_argument('--out', default='data/fashion_canvas')
     p.add_argument('--num-train', type=int, default=6000)
     p.add_argument('--num-test', type=int, default=2000)
-    p.add_argument('--size', type=int, default=80, help='canvas side in pixels')
+    p.add_argument('--size', type=int, default=64, help='canvas side in pixels')
     p.add_argument('--min-items', type=int, default=1)
     p.add_argument('--max-items', type=int, default=4)
-    p.add_argument('--scale-range', type=float, nargs=2, default=(0.75, 1.5),
+    p.add_argument('--scale-range', type=float, nargs=2, default=(0.6, 1.1),
                    help='item side = 28 px times a uniform factor in this range')
     p.add_argument('--seed', type=int, default=0, help='train uses seed, test uses seed + 1')
     p.add_argument('--force', action='store_true', help='rebuild even if the output matches')

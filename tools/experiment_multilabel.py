@@ -1,0 +1,120 @@
+#!/usr/bin/env python
+"""CE vs focal (gamma 2) vs ASL (gamma- 4, gamma+ 0, m 0.05) on the Fashion-MNIST canvases, several seeds.
+
+Each (loss, seed) trains the demo config ``configs/multilabel/resnet18-w16_<loss>_1xb64_fashion-canvas.py`` with
+``tools/train.py`` in a subprocess (``randomness.seed=<seed>``; the three configs differ only in the loss),
+then reads the final validation metrics from the run's ``vis_data/scalars.json``. Finished runs are reused,
+so an interrupted experiment resumes. Prints (and writes to ``<work-dir>/results.md``) mean +- sample std
+over the seeds of mAP, CF1 and OF1 (and the top-3 CF1/OF1).
+
+    python tools/make_fashion_canvases.py
+    python tools/experiment_multilabel.py --seeds 0 1 2 --epochs 2
+"""
+import argparse
+import glob
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+CONFIG = 'configs/multilabel/resnet18-w16_{loss}_1xb64_fashion-canvas.py'
+LOSSES = ('ce', 'focal', 'asl')
+LABELS = dict(ce='CE (BCE)', focal='focal, gamma 2', asl='ASL, gamma- 4, gamma+ 0, m 0.05')
+TABLE_KEYS = ('mAP', 'CF1', 'OF1', 'CF1_top3', 'OF1_top3')
+ALL_KEYS = ('mAP', 'CP', 'CR', 'CF1', 'OP', 'OR', 'OF1', 'CP_top3', 'CR_top3', 'CF1_top3', 'OP_top3', 'OR_top3',
+            'OF1_top3')
+
+
+def last_metrics(run_dir):
+    """The last line of any vis_data/scalars.json under run_dir that carries multi-label/mAP."""
+    found = None
+    for path in sorted(glob.glob(osp.join(run_dir, '*', 'vis_data', 'scalars.json'))):
+        with open(path) as f:
+            for line in f:
+                rec = json.loads(line)
+                if 'multi-label/mAP' in rec:
+                    found = rec
+    if found is None:
+        return None
+    return {k: float(found[f'multi-label/{k}']) for k in ALL_KEYS if f'multi-label/{k}' in found}
+
+
+def run_one(loss, seed, args):
+    run_dir = osp.join(args.work_dir, f'{loss}_seed{seed}')
+    result_file = osp.join(run_dir, 'final_metrics.json')
+    if osp.isfile(result_file) and not args.force:
+        with open(result_file) as f:
+            return json.load(f)
+    opts = [f'randomness.seed={seed}', f'train_cfg.val_interval={args.val_interval}']
+    if args.epochs:
+        opts.append(f'train_cfg.max_epochs={args.epochs}')
+    cmd = [sys.executable, osp.join(ROOT, 'tools', 'train.py'), CONFIG.format(loss=loss), '--work-dir', run_dir,
+           '--cfg-options'] + opts
+    print(f'[experiment] {loss} seed {seed}: {" ".join(cmd)}', flush=True)
+    t0 = time.time()
+    os.makedirs(run_dir, exist_ok=True)
+    with open(osp.join(run_dir, 'stdout.log'), 'w') as log:
+        # The loss's torch.compile kernels change nothing in the values; skip their compile time on CPU.
+        env = dict(os.environ, MMDET_ASL_COMPILE=os.environ.get('MMDET_ASL_COMPILE', '0'))
+        proc = subprocess.run(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
+    if proc.returncode != 0:
+        raise RuntimeError(f'{loss} seed {seed} failed (exit {proc.returncode}); see {run_dir}/stdout.log')
+    metrics = last_metrics(run_dir)
+    if metrics is None:
+        raise RuntimeError(f'{loss} seed {seed}: no multi-label/mAP in {run_dir}/*/vis_data/scalars.json')
+    metrics['seconds'] = round(time.time() - t0, 1)
+    with open(result_file, 'w') as f:
+        json.dump(metrics, f, indent=1)
+    print(f'[experiment] {loss} seed {seed}: ' + ', '.join(f'{k} {metrics[k]:.2f}' for k in TABLE_KEYS) +
+          f' ({metrics["seconds"]:.0f} s)', flush=True)
+    return metrics
+
+
+def table(results, seeds):
+    lines = [f'| loss | ' + ' | '.join(TABLE_KEYS) + ' |', '|---|' + '---|' * len(TABLE_KEYS)]
+    for loss, runs in results.items():
+        cells = []
+        for k in TABLE_KEYS:
+            v = np.array([r[k] for r in runs])
+            std = v.std(ddof=1) if len(v) > 1 else 0.0
+            cells.append(f'{v.mean():.2f} ± {std:.2f}')
+        lines.append(f'| {LABELS[loss]} | ' + ' | '.join(cells) + ' |')
+    lines.append('')
+    lines.append(f'Mean ± sample std over seeds {", ".join(map(str, seeds))}; metrics in %, thr 0.5 '
+                 '(top-3: the 3 highest scores that also reach 0.5).')
+    return '\n'.join(lines)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    p.add_argument('--losses', nargs='+', default=list(LOSSES), choices=LOSSES)
+    p.add_argument('--epochs', type=int, default=None, help='override max_epochs (default: the config\'s)')
+    p.add_argument('--val-interval', type=int, default=1000, help='validate every N epochs (and at the end)')
+    p.add_argument('--work-dir', default='work_dirs/experiment_multilabel')
+    p.add_argument('--force', action='store_true', help='rerun finished runs')
+    args = p.parse_args(argv)
+    if not osp.isfile(osp.join(ROOT, 'data', 'fashion_canvas', 'annotations', 'instances_train.json')):
+        sys.exit('data/fashion_canvas is missing: run `python tools/make_fashion_canvases.py` first')
+    results = {}
+    # Seed-major order: an interrupted experiment still has every loss for the first seeds.
+    for seed in args.seeds:
+        for loss in args.losses:
+            results.setdefault(loss, []).append(run_one(loss, seed, args))
+    text = table(results, args.seeds)
+    print(text)
+    os.makedirs(args.work_dir, exist_ok=True)
+    with open(osp.join(args.work_dir, 'results.md'), 'w') as f:
+        f.write(text + '\n')
+    with open(osp.join(args.work_dir, 'results.json'), 'w') as f:
+        json.dump(dict(seeds=args.seeds, results=results), f, indent=1)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
