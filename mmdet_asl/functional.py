@@ -130,7 +130,6 @@ def check_inputs(logits: Tensor, target: Tensor, weight: Optional[Tensor] = None
 # --------------------------------------------------------------------------------------------------------
 class KernelConfig(NamedTuple):
     clip: float          # m
-    logit_clip: float    # logit(m), where p = m
     log_eps: float
     alpha: Optional[float]
     full_grad: bool
@@ -140,8 +139,7 @@ class KernelConfig(NamedTuple):
 
 
 def _kernel_config(clip, eps, alpha, focusing_grad, is_index, reduce, need_grad) -> KernelConfig:
-    logit = math.log(clip) - math.log1p(-clip) if clip > 0 else 0.0
-    return KernelConfig(float(clip), logit, math.log(eps), None if alpha is None else float(alpha),
+    return KernelConfig(float(clip), math.log(eps), None if alpha is None else float(alpha),
                         focusing_grad == 'full', is_index, bool(reduce), bool(need_grad))
 
 
@@ -166,12 +164,19 @@ def _loss_and_grad_kernel(z: Tensor, target: Tensor, weight: Optional[Tensor], g
     """
     clip = cfg.clip
     z = z.to(gamma_pos.dtype)
-    # torch.sigmoid/logsigmoid: correctly rounded to ~0.5 ulp; a hand-rolled 1/(1 + exp(-z)) loses ~2 ulps,
-    # which gamma amplifies in p^gamma.
-    p = torch.sigmoid(z)
-    q = torch.sigmoid(-z)                                          # 1 - p without cancellation
-    log_p_raw = F.logsigmoid(z)
-    log_q_raw = F.logsigmoid(-z)
+    # p, q = 1 - p and their logs from one exp and one division in float64, rounded once: p_m^g- multiplies
+    # p's relative error by g-, and p - m cancels near the margin, so float32 sigmoid (~2 ulps) is not
+    # accurate enough for the 1e-6 relative agreement with the float64 formula that the tests demand.
+    z_w = z.to(torch.float64)
+    e_w = torch.exp(-torch.abs(z_w))
+    r_w = 1.0 / (1.0 + e_w)
+    nonneg = z_w >= 0
+    p_w = torch.where(nonneg, r_w, e_w * r_w)
+    p = p_w.to(z.dtype)
+    q = torch.where(nonneg, e_w * r_w, r_w).to(z.dtype)
+    log1p_e = torch.log1p(e_w.to(z.dtype))
+    log_p_raw = torch.clamp(z, max=0.0) - log1p_e                  # log sigmoid(z)
+    log_q_raw = torch.clamp(-z, max=0.0) - log1p_e                 # log sigmoid(-z) = log(1 - p)
     log_p = torch.clamp(log_p_raw, min=cfg.log_eps)
 
     # Positives (Eq. 7, L+). torch.pow, not exp(g log x): the product g*log(x) would lose ~g ulps.
@@ -180,20 +185,11 @@ def _loss_and_grad_kernel(z: Tensor, target: Tensor, weight: Optional[Tensor], g
 
     # Negatives (Eq. 7, L-).
     if clip > 0:
-        # p_m = p - m = sigmoid(z) - sigmoid(a), a = logit(m), = (1 - m) p (1 - exp(a - z)) (Eq. 5), and
-        # 1 - exp(-d) = 2 exp(-d/2) sinh(d/2). In float32, ``p - m`` cancels near the margin, and p_m^g-
-        # multiplies p_m's relative error by g-; so p_m, its power and log(1 - p_m) are evaluated in
-        # float64 and rounded once. (Not expm1: its torch.compile CPU lowering loses all relative
-        # precision for small arguments, measured.)
-        z_w = z.to(torch.float64)
-        half_d = 0.5 * (z_w - cfg.logit_clip)
-        above = half_d > 0
-        p_m_w = torch.where(above, (2.0 * (1.0 - clip)) * torch.sigmoid(z_w) * torch.exp(-half_d)
-                            * torch.sinh(half_d), torch.zeros_like(z_w))
-        # log(1 - p_m) = log1p(-p_m); 1 - p_m >= m, so no cancellation in float64.
-        log_1m_pm_raw = torch.log1p(-p_m_w).to(z.dtype)
-        pm_pow = torch.pow(p_m_w, gamma_neg.to(torch.float64)).to(z.dtype)
-        p_m = p_m_w.to(z.dtype)
+        above = p_w > clip
+        p_m = torch.clamp(p_w - clip, min=0.0).to(z.dtype)        # Eq. 5, exact in float64
+        # log(1 - p_m): log1p(-p_m) while p_m is small; log(q + m) (= 1 - p_m, no cancellation) when large.
+        log_1m_pm_raw = torch.where(p_m < 0.5, torch.log1p(-p_m), torch.log(q + clip))
+        pm_pow = torch.pow(p_m, gamma_neg)
         safe_pm = torch.where(above, p_m, torch.ones_like(p_m))
         unfloored_n = above & (log_1m_pm_raw > cfg.log_eps)
     else:

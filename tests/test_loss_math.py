@@ -131,7 +131,8 @@ def test_gradcheck_at_the_kink(mode, gn):
         assert_detached_grad_is_frozen_weight_derivative(fn, z, target, torch.ones_like(target), 0, gn, m, None,
                                                          h=1e-10)
     g = torch.autograd.grad(fn(z).sum(), z)[0]
-    assert g[0, 0] == 0 and g[0, 2] == 0  # at and below the margin: nothing
+    # below the margin: exactly nothing; at it (up to the rounding of p = m): nothing measurable
+    assert g[0, 2] == 0 and abs(g[0, 0]) < 1e-15
 
 
 def test_negatives_below_margin_are_hard_thresholded():

@@ -1,0 +1,48 @@
+"""The environment check passes here and fails with a readable message when mmcv's ops are missing."""
+import subprocess
+import sys
+import textwrap
+
+import mmdet_asl
+
+
+def run_env_check(extra_path=None):
+    env = None
+    if extra_path is not None:
+        import os
+        env = dict(os.environ, PYTHONPATH=str(extra_path))
+    return subprocess.run([sys.executable, '-m', 'mmdet_asl.env'], capture_output=True, text=True, env=env,
+                          timeout=300)
+
+
+def test_env_check_passes_in_this_environment():
+    result = run_env_check()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert 'mmcv ops     ok' in result.stdout
+    for name in ('torch', 'torchvision', 'mmengine', 'mmcv', 'mmdet', 'mmpretrain', 'timm', 'pycocotools'):
+        assert name in result.stdout
+    assert mmdet_asl.__version__ in result.stdout
+
+
+def test_env_check_fails_readably_without_mmcv_ops(tmp_path):
+    # A "lite" mmcv (built without MMCV_WITH_OPS): the package imports, its compiled extension does not.
+    fake = tmp_path / 'mmcv'
+    (fake / 'ops').mkdir(parents=True)
+    (fake / '__init__.py').write_text("__version__ = '2.1.0'\n")
+    (fake / 'ops' / '__init__.py').write_text(textwrap.dedent("""
+        raise ImportError("libtorch_cpu.so: undefined symbol: _ZN3c10...  (mmcv._ext)")
+    """))
+    result = run_env_check(extra_path=tmp_path)
+    assert result.returncode != 0
+    assert 'mmcv ops     FAILED' in result.stdout
+    assert 'without its compiled ops, or they were built against another torch' in result.stderr
+    assert '--no-build-isolation' in result.stderr and 'tools/setup_env.sh' in result.stderr
+
+
+def test_env_check_reports_missing_package(tmp_path):
+    fake = tmp_path / 'timm'
+    fake.mkdir()
+    (fake / '__init__.py').write_text("raise ImportError('timm is broken')\n")
+    result = run_env_check(extra_path=tmp_path)
+    assert result.returncode != 0
+    assert 'timm         missing (ImportError: timm is broken)' in result.stdout
