@@ -1,0 +1,120 @@
+"""The paper's multi-label metrics against a hand-computed example (values derived in the comments)."""
+import pytest
+import torch
+from mmengine.evaluator import Evaluator
+
+from mmpretrain.evaluation import AveragePrecision, MultiLabelMetric
+from mmpretrain.structures import DataSample
+
+import mmdet_asl.evaluation  # noqa: F401
+from mmdet_asl.evaluation import ASLMultiLabelMetric, multilabel_metrics
+
+PRED = torch.tensor([[0.9, 0.8, 0.3, 0.2],
+                     [0.1, 0.6, 0.2, 0.7],
+                     [0.7, 0.5, 0.9, 0.3],
+                     [0.8, 0.1, 0.4, 0.6]])
+TARGET = torch.tensor([[1, 1, 0, 0],
+                       [0, 1, 0, 0],
+                       [0, 0, 1, 1],
+                       [1, 0, 0, 0]])
+# AP by hand (positives' precision at their rank / #positives):
+#   class 0: ranks s0(+) s3(+) s2 s1 -> (1/1 + 2/2)/2 = 1;  class 1: s0(+) s1(+) -> 1;  class 2: s2(+) -> 1
+#   class 3: s1 s3 s2(+) s0 -> (1/3)/1;  mAP = (3 + 1/3)/4 = 83.333 %
+# thr 0.5 (score >= 0.5 is positive): predicted s0:{0,1} s1:{1,3} s2:{0,1,2} s3:{0,3}
+#   per class TP/P/G: c0 2/3/2, c1 2/3/2, c2 1/1/1, c3 0/2/1
+#   CP = (2/3 + 2/3 + 1 + 0)/4 = 58.333, CR = (1 + 1 + 1 + 0)/4 = 75, CF1 = 2 CP CR/(CP + CR) = 65.625
+#   OP = 5/9 = 55.556, OR = 5/6 = 83.333, OF1 = 2*5/(9 + 6) = 66.667
+HAND_THR = dict(mAP=250 / 3, CP=175 / 3, CR=75.0, CF1=65.625, OP=500 / 9, OR=250 / 3, OF1=200 / 3)
+# top-2 (also >= 0.5): s2 loses class 1 (0.5, third) -> c1 TP/P = 2/2
+#   CP = (2/3 + 1 + 1 + 0)/4 = 66.667, CR = 75, CF1 = 2 (2/3)(3/4)/(2/3 + 3/4) = 12/17 = 70.588
+#   OP = 5/8 = 62.5, OR = 83.333, OF1 = 10/14 = 71.429
+HAND_TOP2 = dict(CP=200 / 3, CR=75.0, CF1=1200 / 17, OP=62.5, OR=250 / 3, OF1=1000 / 14)
+# top-3 without the threshold: s0:{0,1,2} s1:{3,1,2} s2:{2,0,1} s3:{0,3,2}
+#   c0 2/3/2, c1 2/3/2, c2 1/4/1, c3 0/2/1 -> CP = (2/3 + 2/3 + 1/4)/4 = 39.583, CR = 75,
+#   OP = 5/12 = 41.667, OR = 83.333, OF1 = 10/18 = 55.556
+HAND_TOP3_PLAIN = dict(CP=1900 / 48, CR=75.0, CF1=2 * (1900 / 48) * 75 / (1900 / 48 + 75), OP=500 / 12,
+                       OR=250 / 3, OF1=1000 / 18)
+
+
+def _check(result, expected, suffix=''):
+    for key, value in expected.items():
+        assert result[key + suffix] == pytest.approx(value, abs=1e-3), key + suffix
+
+
+def test_hand_computed_threshold_and_topk():
+    res = multilabel_metrics(PRED, TARGET, thr=0.5, topk=2)
+    _check(res, HAND_THR)
+    _check(res, HAND_TOP2, '_top2')
+    # top-3 with the threshold keeps exactly the thresholded predictions here
+    res3 = multilabel_metrics(PRED, TARGET, thr=0.5, topk=3)
+    _check(res3, {k: v for k, v in HAND_THR.items() if k != 'mAP'}, '_top3')
+    res3_plain = multilabel_metrics(PRED, TARGET, thr=0.5, topk=3, topk_with_thr=False)
+    _check(res3_plain, HAND_TOP3_PLAIN, '_top3')
+
+
+def test_agrees_with_mmpretrain_where_definitions_coincide():
+    res = multilabel_metrics(PRED, TARGET, thr=0.5, topk=None)
+    assert AveragePrecision.calculate(PRED, TARGET).item() == pytest.approx(res['mAP'], abs=1e-4)
+    p, r, f, _ = MultiLabelMetric.calculate(PRED, TARGET, thr=0.5, average='micro')
+    assert (p.item(), r.item(), f.item()) == pytest.approx((res['OP'], res['OR'], res['OF1']), abs=1e-4)
+    p, r, f, _ = MultiLabelMetric.calculate(PRED, TARGET, thr=0.5, average='macro')
+    assert (p.item(), r.item()) == pytest.approx((res['CP'], res['CR']), abs=1e-4)
+    # MMPretrain's macro f1-score is the mean of per-class F1 (0.8, 0.8, 1, 0 -> 65.0), not CF1 (65.625).
+    assert f.item() == pytest.approx(65.0, abs=1e-4)
+    assert res['CF1'] != pytest.approx(f.item(), abs=1e-2)
+
+
+def test_classes_without_positives_and_ignored_targets():
+    pred = torch.cat([PRED, torch.tensor([[0.9], [0.1], [0.2], [0.3]])], dim=1)
+    target = torch.cat([TARGET, torch.zeros(4, 1, dtype=torch.long)], dim=1)
+    skip = multilabel_metrics(pred, target, topk=None, ap_no_positive='skip')
+    zero = multilabel_metrics(pred, target, topk=None, ap_no_positive='zero')
+    assert skip['mAP'] == pytest.approx(250 / 3, abs=1e-3)  # the empty class is left out
+    assert zero['mAP'] == pytest.approx(250 / 3 * 4 / 5, abs=1e-3)  # AP 0, as the official helper
+    assert skip['_num_classes_skipped'] == 1 and zero['_num_classes_skipped'] == 0
+    assert skip['CP'] == pytest.approx(HAND_THR['CP'], abs=1e-3)
+    # The false positive of the empty class still counts in the overall precision.
+    assert skip['OP'] == pytest.approx(500 / 10, abs=1e-3)
+    # -1 targets are ignored: marking class 3 of sample 1 (a false positive at 0.7) as unknown
+    ignored = TARGET.clone()
+    ignored[1, 3] = -1
+    res = multilabel_metrics(PRED, ignored, topk=None)
+    assert res['OP'] == pytest.approx(500 / 8, abs=1e-3)
+    assert res['mAP'] == pytest.approx((3 + 1 / 2) / 4 * 100, abs=1e-3)  # class 3: s3 s2(+) -> 1/2
+
+
+def test_evaluator_keys_and_values():
+    samples = [DataSample().set_pred_score(p).set_gt_score(t.float()) for p, t in zip(PRED, TARGET)]
+    evaluator = Evaluator(metrics=dict(type='mmpretrain.ASLMultiLabelMetric', thr=0.5, topk=3))
+    evaluator.process(samples)
+    res = evaluator.evaluate(len(samples))
+    names = ('mAP', 'CP', 'CR', 'CF1', 'OP', 'OR', 'OF1')
+    expected = {f'multi-label/{k}' for k in names} | {f'multi-label/{k}_top3' for k in names[1:]}
+    assert set(res) == expected
+    assert res['multi-label/CF1'] == pytest.approx(65.625, abs=1e-3)
+    # gt_label indices work too (the data preprocessor may leave only gt_label)
+    samples = [DataSample().set_pred_score(p).set_gt_label(torch.nonzero(t).flatten()) for p, t in zip(PRED, TARGET)]
+    evaluator = Evaluator(metrics=ASLMultiLabelMetric(topk=None))
+    evaluator.process(samples)
+    assert evaluator.evaluate(4)['multi-label/mAP'] == pytest.approx(250 / 3, abs=1e-3)
+
+
+def test_voc_difficult_labels_are_ignored():
+    samples = []
+    for p, t in zip(PRED, TARGET):
+        s = DataSample().set_pred_score(p).set_gt_score(t.float())
+        s.set_metainfo(dict(gt_label_difficult=[]))
+        samples.append(s)
+    samples[1].set_metainfo(dict(gt_label_difficult=[3]))  # only a difficult object of class 3 on sample 1
+    metric = ASLMultiLabelMetric(topk=None)
+    metric.process(None, [s.to_dict() for s in samples])
+    assert metric.compute_metrics(metric.results)['OP'] == pytest.approx(500 / 8, abs=1e-3)
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match='ap_no_positive'):
+        ASLMultiLabelMetric(ap_no_positive='nan')
+    with pytest.raises(ValueError, match='topk'):
+        ASLMultiLabelMetric(topk=0)
+    with pytest.raises(ValueError, match='must both be'):
+        multilabel_metrics(PRED, TARGET[:, :3])
