@@ -136,11 +136,12 @@ class KernelConfig(NamedTuple):
     is_index: bool
     reduce: bool
     need_grad: bool
+    probe: bool          # also return the probability-gap statistics (see ``probability_stats``)
 
 
-def _kernel_config(clip, eps, alpha, focusing_grad, is_index, reduce, need_grad) -> KernelConfig:
+def _kernel_config(clip, eps, alpha, focusing_grad, is_index, reduce, need_grad, probe=False) -> KernelConfig:
     return KernelConfig(float(clip), math.log(eps), None if alpha is None else float(alpha),
-                        focusing_grad == 'full', is_index, bool(reduce), bool(need_grad))
+                        focusing_grad == 'full', is_index, bool(reduce), bool(need_grad), bool(probe))
 
 
 def _combine(y: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
@@ -150,8 +151,9 @@ def _combine(y: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
 
 def _loss_and_grad_kernel(z: Tensor, target: Tensor, weight: Optional[Tensor], gamma_pos: Tensor,
                           gamma_neg: Tensor, cfg: KernelConfig):
-    """Return (loss, dloss/dz): loss summed (cfg.reduce) or element-wise, the gradient element-wise
-    (``None`` unless cfg.need_grad). Both weighted by ``weight``.
+    """Return (loss, dloss/dz, stats): loss summed (cfg.reduce) or element-wise, the gradient element-wise
+    (``None`` unless cfg.need_grad), both weighted by ``weight``; ``stats`` (``None`` unless cfg.probe)
+    are the probability-gap sums of ``probability_stats``.
 
     Derivatives, with p = sigmoid(z), q = 1 - p, dp/dz = pq:
       positives, loss+ = -q^g+ log p:
@@ -210,8 +212,14 @@ def _loss_and_grad_kernel(z: Tensor, target: Tensor, weight: Optional[Tensor], g
         loss = loss * weight
     if cfg.reduce:
         loss = loss.sum()
+    stats = None
+    if cfg.probe:
+        # Eq. 9-10 sums over the label slots the loss sees; slots with weight 0 (ignored anchors) excluded.
+        counted = y if weight is None else y * (weight > 0).to(z.dtype)
+        counted_neg = (1.0 - y) if weight is None else (1.0 - y) * (weight > 0).to(z.dtype)
+        stats = torch.stack([(counted * p).sum(), counted.sum(), (counted_neg * q).sum(), counted_neg.sum()])
     if not cfg.need_grad:
-        return loss, None
+        return loss, None, stats
 
     zeros = torch.zeros_like(p)
     pq = p * q
@@ -235,7 +243,7 @@ def _loss_and_grad_kernel(z: Tensor, target: Tensor, weight: Optional[Tensor], g
     grad = _combine(y, grad_pos, grad_neg)
     if weight is not None:
         grad = grad * weight
-    return loss, grad
+    return loss, grad, stats
 
 
 def _target_matrix(target: Tensor, num_classes: int, is_index: bool, dtype) -> Tensor:
@@ -285,15 +293,18 @@ class AsymmetricLossFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, logits, target, weight, gamma_pos, gamma_neg, cfg):
         with torch.autocast(device_type=logits.device.type, enabled=False):
-            loss, grad = _run_kernel(logits, target, weight, gamma_pos, gamma_neg, cfg)
+            loss, grad, stats = _run_kernel(logits, target, weight, gamma_pos, gamma_neg, cfg)
         ctx.logits_dtype = logits.dtype
         if grad is not None:
             ctx.save_for_backward(grad)
-        return loss
+        if stats is None:
+            return loss
+        ctx.mark_non_differentiable(stats)
+        return loss, stats
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, grad_out):
+    def backward(ctx, grad_out, *unused):
         grad, = ctx.saved_tensors
         return (grad * grad_out).to(ctx.logits_dtype), None, None, None, None, None
 
@@ -312,7 +323,8 @@ def asymmetric_loss(logits: Tensor,
                     alpha: Optional[float] = None,
                     focusing_grad: str = 'full',
                     reduce: bool = False,
-                    check: bool = True) -> Tensor:
+                    check: bool = True,
+                    return_stats: bool = False):
     """Asymmetric loss (Eq. 7) with the analytic gradient.
 
     Args:
@@ -329,10 +341,12 @@ def asymmetric_loss(logits: Tensor,
             ``'detached'`` treats it as a constant (the official repository's default).
         reduce: return the (weighted) sum instead of the element-wise (N, C) loss.
         check: validate the inputs (costs a device sync; turn off only for trusted inputs).
+        return_stats: also return the probability-gap sums of ``probability_stats``, computed in the
+            same pass (no second forward).
 
     Returns:
         The element-wise loss (N, C), or its sum when ``reduce``. float32 for half/bfloat16 logits,
-        float64 for float64 logits.
+        float64 for float64 logits. With ``return_stats``: ``(loss, stats)``.
     """
     if check:
         check_loss_params(gamma_pos, float(gamma_neg), clip, eps, alpha, focusing_grad)
@@ -346,7 +360,8 @@ def asymmetric_loss(logits: Tensor,
         # Empty batch: 0 (or an empty tensor) still connected to the graph, so backward gives a zero
         # (empty) gradient rather than an error or NaN.
         out = logits.to(dtype) * 0
-        return out.sum() if reduce else out
+        out = out.sum() if reduce else out
+        return (out, logits.new_zeros(4, dtype=dtype)) if return_stats else out
     if not is_index and target.dtype != dtype:
         target = target.to(dtype)
     if weight is not None:
@@ -354,8 +369,38 @@ def asymmetric_loss(logits: Tensor,
     gp = torch.as_tensor(gamma_pos, dtype=dtype, device=logits.device)
     gn = torch.as_tensor(gamma_neg, dtype=dtype, device=logits.device).detach()
     need_grad = torch.is_grad_enabled() and logits.requires_grad
-    cfg = _kernel_config(clip, eps, alpha, focusing_grad, is_index, reduce, need_grad)
+    cfg = _kernel_config(clip, eps, alpha, focusing_grad, is_index, reduce, need_grad, return_stats)
     return AsymmetricLossFunction.apply(logits, target, weight, gp, gn, cfg)
+
+
+def probability_stats(logits: Tensor, target: Tensor, weight: Optional[Tensor] = None) -> Tensor:
+    """Sums behind the probability gap (paper Eq. 9-10), as a float64 tensor of 4:
+
+    ``[sum of p over positive slots, number of positive slots, sum of 1 - p over negative slots,
+    number of negative slots]``; soft targets count y as positive mass and 1 - y as negative mass, and
+    slots with ``weight == 0`` are left out. Sums (not means) so that they can be added across calls and
+    all-reduced across ranks; ``probability_gap`` turns them into p_t+, p_t- and Delta p.
+    """
+    weight, is_index = check_inputs(logits, target, weight)
+    with torch.no_grad():
+        z = logits.detach().to(torch.float64)
+        y = _target_matrix(target, z.shape[1], is_index, z.dtype)
+        mask = torch.ones_like(z) if weight is None else (weight > 0).to(z.dtype).expand_as(z)
+        p = torch.sigmoid(z)
+        return torch.stack([(y * mask * p).sum(), (y * mask).sum(), ((1 - y) * mask * (1 - p)).sum(),
+                            ((1 - y) * mask).sum()])
+
+
+def probability_gap(stats: Tensor) -> Tuple[float, float, float]:
+    """(p_t+, p_t-, Delta p = p_t+ - p_t-) from the sums of ``probability_stats`` (paper Eq. 9-10).
+
+    p_t is p for positives and 1 - p for negatives; p_t+ and p_t- are their means. A side with no slots
+    gives NaN (and so does Delta p): nothing was measured.
+    """
+    s = [float(v) for v in stats]
+    pt_pos = s[0] / s[1] if s[1] > 0 else float('nan')
+    pt_neg = s[2] / s[3] if s[3] > 0 else float('nan')
+    return pt_pos, pt_neg, pt_pos - pt_neg
 
 
 def asymmetric_loss_reference(logits: Tensor,

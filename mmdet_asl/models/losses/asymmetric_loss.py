@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from mmdet.registry import MODELS
 
-from ...functional import asymmetric_loss, check_loss_params
+from ...functional import asymmetric_loss, check_loss_params, probability_gap
 
 REDUCTIONS = ('none', 'mean', 'sum')
 
@@ -36,6 +36,11 @@ class AsymmetricLoss(nn.Module):
         focusing_grad (str): 'full' (gradient through the focusing weight, Eq. 8) or 'detached'.
         reduction (str): 'none' | 'mean' | 'sum'.
         loss_weight (float): multiplier of the loss.
+        probe (bool): collect the probability-gap sums (Eq. 9-10) in training, in the same pass as the
+            loss. ``ProbabilityGapHook`` turns this on by itself; set it to use the sums yourself.
+
+    gamma- is kept in a buffer (``gamma_neg_buffer``), so a value changed during training (the adaptive
+    asymmetry of Eq. 11, driven by ``ProbabilityGapHook``) is saved in checkpoints and restored on resume.
 
     ``forward(pred, target, weight=None, avg_factor=None, reduction_override=None)`` takes ``pred``
     (N, C) logits and ``target`` as (N,) class indices with background = C (MMDetection's convention)
@@ -53,7 +58,8 @@ class AsymmetricLoss(nn.Module):
                  alpha: Optional[float] = None,
                  focusing_grad: str = 'full',
                  reduction: str = 'mean',
-                 loss_weight: float = 1.0):
+                 loss_weight: float = 1.0,
+                 probe: bool = False):
         super().__init__()
         if use_sigmoid is not True:
             raise ValueError('AsymmetricLoss only supports use_sigmoid=True (sigmoid per label); '
@@ -65,13 +71,35 @@ class AsymmetricLoss(nn.Module):
             raise TypeError(f'loss_weight must be a real number, got {loss_weight!r}')
         self.use_sigmoid = use_sigmoid
         self.gamma_pos = float(gamma_pos)
-        self.gamma_neg = float(gamma_neg)
+        self.register_buffer('gamma_neg_buffer', torch.tensor(float(gamma_neg), dtype=torch.float64))
         self.clip = float(clip)
         self.eps = float(eps)
         self.alpha = None if alpha is None else float(alpha)
         self.focusing_grad = focusing_grad
         self.reduction = reduction
         self.loss_weight = float(loss_weight)
+        self.probe = bool(probe)
+        # Probability-gap sums since the last ``pop_probe_sums``; per iteration, so not checkpointed.
+        self.register_buffer('probe_sums', torch.zeros(4, dtype=torch.float64), persistent=False)
+
+    @property
+    def gamma_neg(self) -> float:
+        return float(self.gamma_neg_buffer)
+
+    @gamma_neg.setter
+    def gamma_neg(self, value: float) -> None:
+        check_loss_params(self.gamma_pos, value, self.clip, self.eps, self.alpha, self.focusing_grad)
+        self.gamma_neg_buffer.fill_(float(value))
+
+    def pop_probe_sums(self) -> Tensor:
+        """Return the probability-gap sums collected since the last call, and reset them."""
+        sums = self.probe_sums.clone()
+        self.probe_sums.zero_()
+        return sums
+
+    def probability_gap(self):
+        """(p_t+, p_t-, Delta p) of the sums collected so far (without resetting them)."""
+        return probability_gap(self.probe_sums)
 
     def extra_repr(self) -> str:
         return (f'gamma_pos={self.gamma_pos}, gamma_neg={self.gamma_neg}, clip={self.clip}, eps={self.eps}, '
@@ -91,9 +119,13 @@ class AsymmetricLoss(nn.Module):
         if reduction == 'sum' and avg_factor is not None:
             raise ValueError('avg_factor can not be used with reduction="sum"')
         reduce = reduction != 'none'
-        loss = asymmetric_loss(pred, target, weight, gamma_pos=self.gamma_pos, gamma_neg=self.gamma_neg,
+        probe = self.probe and self.training
+        loss = asymmetric_loss(pred, target, weight, gamma_pos=self.gamma_pos, gamma_neg=self.gamma_neg_buffer,
                                clip=self.clip, eps=self.eps, alpha=self.alpha,
-                               focusing_grad=self.focusing_grad, reduce=reduce)
+                               focusing_grad=self.focusing_grad, reduce=reduce, return_stats=probe)
+        if probe:
+            loss, sums = loss
+            self.probe_sums += sums.to(self.probe_sums)
         if reduction == 'mean':
             if avg_factor is None:
                 loss = loss / max(pred.numel(), 1)
