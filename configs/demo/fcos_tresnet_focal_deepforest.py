@@ -4,7 +4,7 @@
 #
 # The model is configs/fcos_tresnetm_focal.py shrunk to fit a 2-core CPU budget (about 1 s per iteration):
 # TResNet with layers [1, 1, 1, 1] and width 0.25 (channels 16/32/256/512; no ImageNet weights can be
-# fetched here, so it trains from scratch), FPN/head 64 channels, 2 stacked head convs; the 400x400 tiles
+# fetched here, so it trains from scratch), FPN/head 32 channels, 2 stacked head convs; the 400x400 tiles
 # are resized to 320x320, 4 per batch.
 #   python tools/train.py configs/demo/fcos_tresnet_focal_deepforest.py
 _base_ = '../fcos_tresnetm_focal.py'
@@ -18,8 +18,8 @@ model = dict(
         frozen_stages=-1,
         norm_eval=False,
         init_cfg=None),  # from scratch (timm's initialisation)
-    neck=dict(in_channels=[16, 32, 256, 512], out_channels=64),
-    bbox_head=dict(num_classes=1, in_channels=64, feat_channels=64, stacked_convs=2),
+    neck=dict(in_channels=[16, 32, 256, 512], out_channels=32),
+    bbox_head=dict(num_classes=1, in_channels=32, feat_channels=32, stacked_convs=2),
     test_cfg=dict(max_per_img=300))
 
 train_pipeline = [
