@@ -8,7 +8,7 @@ so an interrupted experiment resumes. Prints (and writes to ``<work-dir>/results
 over the seeds of mAP, CF1 and OF1 (and the top-3 CF1/OF1).
 
     python tools/make_fashion_canvases.py
-    python tools/experiment_multilabel.py --seeds 0 1 2 --epochs 2
+    python tools/experiment_multilabel.py --seeds 0 1 2
 """
 import argparse
 import glob

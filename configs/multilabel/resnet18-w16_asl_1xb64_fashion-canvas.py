@@ -17,7 +17,7 @@ optim_wrapper = dict(
     optimizer=dict(type='Adam', lr=2e-3, weight_decay=1e-4),
     paramwise_cfg=dict(norm_decay_mult=0.0, bias_decay_mult=0.0))
 param_scheduler = [dict(type='OneCycleLR', eta_max=2e-3, pct_start=0.2, by_epoch=True, convert_to_iter_based=True)]
-train_cfg = dict(by_epoch=True, max_epochs=4, val_interval=2)
+train_cfg = dict(by_epoch=True, max_epochs=6, val_interval=2)
 val_cfg = dict()
 test_cfg = dict()
 default_hooks = dict(logger=dict(interval=20), checkpoint=dict(interval=2, max_keep_ckpts=1))
