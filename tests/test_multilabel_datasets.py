@@ -178,3 +178,19 @@ def test_canvas_script_missing_source(tmp_path, capsys):
     assert mfc.main(['--src', str(tmp_path / 'nowhere'), '--out', str(tmp_path / 'o')]) == 2
     err = capsys.readouterr().err
     assert 'train-images-idx3-ubyte.gz' in err and 'apt-get install -y dataset-fashion-mnist' in err
+
+
+def test_cutout_random_fill():
+    from mmdet_asl.datasets import CutoutRandomFill
+    np.random.seed(0)
+    img = np.zeros((40, 60, 3), np.uint8)
+    out = CutoutRandomFill(cutout_factor=0.5)(dict(img=img.copy()))['img']
+    changed = (out != 0).any(-1)
+    ys, xs = np.nonzero(changed)
+    assert changed.any() and img.sum() == 0  # the input is not modified in place
+    assert ys.max() - ys.min() + 1 <= 20 and xs.max() - xs.min() + 1 <= 30
+    # one colour inside the hole (a random fill of 0 in a channel is possible, so compare the pixels)
+    assert len({tuple(p) for p in out[changed]}) == 1
+    assert CutoutRandomFill(prob=0.0)(dict(img=img))['img'] is img
+    with pytest.raises(ValueError, match='cutout_factor'):
+        CutoutRandomFill(cutout_factor=0)

@@ -30,7 +30,9 @@ data/coco/
     annotations/instances_val2014.json
     train2014/COCO_train2014_000000000009.jpg ...
     val2014/COCO_val2014_000000000042.jpg ...
-(MS-COCO 2014 train/val images and the 2014 "Train/Val annotations" archive.)"""
+(MS-COCO 2014 train/val images and the 2014 "Train/Val annotations" archive.)
+For the Fashion-MNIST canvases (data/fashion_canvas/{annotations/instances_{train,test}.json, train/, test/}) run
+`apt-get install -y dataset-fashion-mnist && python tools/make_fashion_canvases.py`."""
 
 VOC_LAYOUT = """\
 data/VOC2007/            (VOCtrainval_06-Nov-2007 + VOCtest_06-Nov-2007, merged)
