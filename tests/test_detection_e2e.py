@@ -106,11 +106,15 @@ train_cfg = dict(max_epochs=1, val_interval=10)
 """
 
 
-@pytest.mark.parametrize('config', ['configs/demo/fcos_tresnet_asl_deepforest.py',
-                                    'configs/swap/fcos_r50-caffe_fpn_gn-head_1x_coco_asl.py'])
-def test_mmdetection_train_py_runs_our_configs(deepforest_small, tmp_path, config):
+@pytest.mark.parametrize('tool,config', [
+    ('mmdet', 'configs/demo/fcos_tresnet_asl_deepforest.py'),
+    ('mmdet', 'configs/swap/fcos_r50-caffe_fpn_gn-head_1x_coco_asl.py'),
+    ('mmdet', 'configs/swap/atss_r50_fpn_1x_coco_asl.py'),
+    ('mmdet', 'configs/swap/retinanet_r50_fpn_1x_coco_asl.py'),
+])
+def test_train_py_runs_our_configs(deepforest_small, tmp_path, tool, config):
     """MMDetection's own tools/train.py (which imports nothing of ours: the configs' custom_imports do) trains
-    one iteration; the swap config runs on 4 DeepForest tiles through a 10-line child config."""
+    one iteration (ours is the same Runner code and runs in test_train_then_test_gives_coco_metrics); a swap config runs on 4 DeepForest tiles through a small child config (data only)."""
     if 'swap' in config:
         child = tmp_path / 'swap_on_deepforest.py'
         child.write_text(SWAP_ON_DEEPFOREST.format(base=osp.join(ROOT, config), root=deepforest_small))
@@ -118,8 +122,9 @@ def test_mmdetection_train_py_runs_our_configs(deepforest_small, tmp_path, confi
     else:
         opts = ['--cfg-options', *data_options(deepforest_small), 'train_cfg.max_epochs=1',
                 'train_cfg.val_interval=10']
+    script = _mmdet_train_py() if tool == 'mmdet' else osp.join(ROOT, 'tools', 'train.py')
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''))
-    proc = subprocess.run([sys.executable, _mmdet_train_py(), config, '--work-dir', str(tmp_path / 'work'), *opts],
+    proc = subprocess.run([sys.executable, script, config, '--work-dir', str(tmp_path / 'work'), *opts],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert glob.glob(osp.join(str(tmp_path / 'work'), 'epoch_1.pth'))

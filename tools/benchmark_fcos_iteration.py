@@ -58,6 +58,28 @@ def real_batch(cfg, n):
     return next(iter(loader)), f'first batch of {cfg.train_dataloader.dataset.ann_file}'
 
 
+def loss_only(n, c, reps, warmup):
+    x0 = torch.randn(n, c) - 4.0
+    labels = torch.full((n, ), c, dtype=torch.long)
+    pos = torch.randperm(n)[:max(1, n // 100)]
+    labels[pos] = torch.randint(0, c, (len(pos), ))
+    out = {}
+    for name, cfg in (('focal', FOCAL), ('asl', dict(type='AsymmetricLoss', use_sigmoid=True, gamma_pos=1.0,
+                                                     gamma_neg=2.0, clip=0.0))):
+        fn = MODELS.build(cfg)
+        ts = []
+        for it in range(warmup + reps):
+            x = x0.clone().requires_grad_()
+            t0 = time.perf_counter()
+            fn(x, labels, avg_factor=float(len(pos))).backward()
+            if it >= warmup:
+                ts.append(time.perf_counter() - t0)
+        out[name] = statistics.median(ts)
+    print(f"loss_cls fwd+bwd on ({n}, {c}) logits, {torch.get_num_threads()} threads, "
+          f"MMDET_ASL_COMPILE={os.environ.get('MMDET_ASL_COMPILE', '(unset: on)')}: "
+          f"focal {1000 * out['focal']:.1f} ms, ASL {1000 * out['asl']:.1f} ms, ratio {out['asl'] / out['focal']:.2f}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--config', default='configs/demo/fcos_tresnet_asl_deepforest.py')
@@ -68,10 +90,15 @@ def main():
     parser.add_argument('--num-classes', type=int, help='override num_classes (synthetic data)')
     parser.add_argument('--synthetic', action='store_true', help='do not use the config data')
     parser.add_argument('--threads', type=int)
+    parser.add_argument('--loss-only', type=int, nargs=2, metavar=('N', 'C'),
+                        help='only time loss_cls fwd+bwd on (N, C) logits (e.g. 44788 80: FCOS points of two '
+                        '800x1344 COCO images), focal vs ASL gamma+=1, gamma-=2, m=0; no model is built')
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     register_all_modules()
+    if args.loss_only:
+        return loss_only(*args.loss_only, reps=args.reps, warmup=args.warmup)
     cfg = Config.fromfile(args.config)
     if cfg.model.backbone.get('init_cfg') is not None:
         cfg.model.backbone.init_cfg = None  # no ImageNet file needed to time an iteration

@@ -50,7 +50,8 @@ def coco_box_metrics(metrics: dict) -> dict:
 
 def format_table(box: dict) -> str:
     head = ' | '.join(f'{k:>5}' for k in box)
-    row = ' | '.join('  nan' if math.isnan(v) else f'{v:5.1f}' for v in box.values())
+    # CocoMetric reports -1 (here -100) for an area range without ground truth
+    row = ' | '.join('  nan' if math.isnan(v) else '  n/a' if v < 0 else f'{v:5.1f}' for v in box.values())
     return f'COCO box metrics (%):\n| {head} |\n| {row} |'
 
 
