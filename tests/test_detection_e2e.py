@@ -114,7 +114,8 @@ train_cfg = dict(max_epochs=1, val_interval=10)
 ])
 def test_train_py_runs_our_configs(deepforest_small, tmp_path, tool, config):
     """MMDetection's own tools/train.py (which imports nothing of ours: the configs' custom_imports do) trains
-    one iteration (ours is the same Runner code and runs in test_train_then_test_gives_coco_metrics); a swap config runs on 4 DeepForest tiles through a small child config (data only)."""
+    one iteration (ours is the same Runner code and runs in test_train_then_test_gives_coco_metrics); a swap
+    config runs on 4 DeepForest tiles through a small child config (data only)."""
     if 'swap' in config:
         child = tmp_path / 'swap_on_deepforest.py'
         child.write_text(SWAP_ON_DEEPFOREST.format(base=osp.join(ROOT, config), root=deepforest_small))

@@ -10,6 +10,7 @@ once per seed and variant with tools/train.py, reads the final COCO metrics from
     asl_m005   ASL gamma+=1, gamma-=2, clip m=0.05   (the classification default margin)
 
     python tools/experiment_detection_seeds.py --seeds 0 1 2 [--variants focal asl_m0 asl_m005]
+    python tools/experiment_detection_seeds.py --probe-margin   # seconds: what m does at initialisation
 
 Runs already in results.json are skipped (the script can be resumed). The loss runs eagerly
 (MMDET_ASL_COMPILE=0) unless the environment says otherwise.
@@ -61,7 +62,55 @@ def table(results, variants):
     return '\n'.join(lines)
 
 
+def probe_margin(clips=(0.0, 0.05), batch=4):
+    """At initialisation, on the first demo batch: share of negative (location, class) scores below each margin
+    m (zero ASL loss and gradient there) and the norm of d loss_cls / d logits for ASL with that m."""
+    import torch
+    from mmengine.config import Config
+    from mmengine.runner import Runner
+    sys.path.insert(0, ROOT)
+    import mmdet_asl  # noqa: F401
+    from mmdet.registry import MODELS
+    from mmdet.utils import register_all_modules
+    register_all_modules()
+    cfg = Config.fromfile(VARIANTS['asl_m0'][0])
+    loader_cfg = cfg.train_dataloader
+    loader_cfg.update(batch_size=batch, sampler=dict(type='DefaultSampler', shuffle=False))
+    data = next(iter(Runner.build_dataloader(loader_cfg, seed=0)))
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    data = model.data_preprocessor(data, True)
+    head = model.bbox_head
+    cls_scores, bbox_preds, centerness = head(model.extract_feat(data['inputs']))
+    captured = {}
+    orig = head.loss_cls.forward
+
+    def capture(pred, target, *a, **k):
+        captured.update(pred=pred.detach(), target=target, kwargs=k)
+        return orig(pred, target, *a, **k)
+    head.loss_cls.forward = capture
+    gts = [s.gt_instances for s in data['data_samples']]
+    metas = [s.metainfo for s in data['data_samples']]
+    head.loss_by_feat(cls_scores, bbox_preds, centerness, gts, metas)
+    pred, target = captured['pred'], captured['target']
+    neg = target == head.num_classes
+    p = pred.sigmoid()[neg]
+    print(f'{pred.shape[0]} locations, {int((~neg).sum())} positive; initial negative score: '
+          f'mean {p.mean():.4f}, max {p.max():.4f}')
+    for clip in clips:
+        fn = MODELS.build(dict(cfg.model.bbox_head.loss_cls, clip=clip))
+        x = pred.clone().requires_grad_()
+        fn(x, target, **captured['kwargs']).backward()
+        g = x.grad
+        print(f'm={clip}: {100 * float((p < clip).float().mean()):.1f}% of negatives below m; '
+              f'|grad| negatives {g[neg].norm():.4g}, positives {g[~neg].norm():.4g}')
+
+
 def main():
+    if '--probe-margin' in sys.argv:
+        os.chdir(ROOT)
+        return probe_margin()
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     parser.add_argument('--variants', nargs='+', default=list(VARIANTS), choices=list(VARIANTS))

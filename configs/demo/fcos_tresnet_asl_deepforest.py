@@ -1,6 +1,7 @@
 # The demo (README's first command): FCOS + small TResNet from scratch on the DeepForest tiles, with the
 # Asymmetric Loss for classification (gamma+ = 1, gamma- = 2 as in the ASL paper's detection setup).
-# Everything else is fcos_tresnet_focal_deepforest.py.
+# m = 0 (clip=0.0), as in configs/fcos_tresnetm_asl.py (why: docs/detection.md). Everything else is
+# fcos_tresnet_focal_deepforest.py.
 #   bash tools/run_detection_demo.sh
 _base_ = './fcos_tresnet_focal_deepforest.py'
 
