@@ -102,7 +102,9 @@ def check_inputs(logits: Tensor, target: Tensor, weight: Optional[Tensor] = None
     else:
         raise ValueError(f'target must be (N,) integer class indices or (N, C) dense targets matching pred '
                          f'{tuple(logits.shape)}, got {tuple(target.shape)} of {target.dtype}')
-    if logits.numel():
+    # One reduction, no (N, C) temporary: a finite sum means finite logits; only a non-finite sum (NaN/inf,
+    # or an overflow of huge finite logits) pays for the element-wise check.
+    if logits.numel() and not bool(torch.isfinite(logits.sum(dtype=torch.float64))):
         finite = torch.isfinite(logits)
         if not bool(finite.all()):
             bad = int((~finite).sum())
@@ -137,112 +139,167 @@ class KernelConfig(NamedTuple):
     reduce: bool
     need_grad: bool
     probe: bool          # also return the probability-gap statistics (see ``probability_stats``)
+    dtype: torch.dtype   # compute dtype: float32, or float64 for float64 logits
 
 
-def _kernel_config(clip, eps, alpha, focusing_grad, is_index, reduce, need_grad, probe=False) -> KernelConfig:
+def _kernel_config(clip, eps, alpha, focusing_grad, is_index, reduce, need_grad, probe, dtype) -> KernelConfig:
     return KernelConfig(float(clip), math.log(eps), None if alpha is None else float(alpha),
-                        focusing_grad == 'full', is_index, bool(reduce), bool(need_grad), bool(probe))
+                        focusing_grad == 'full', is_index, bool(reduce), bool(need_grad), bool(probe), dtype)
 
 
-def _combine(y: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
-    # y*pos + (1-y)*neg, not neg + y*(pos - neg): the latter cancels catastrophically for y = 1.
-    return y * pos + (1.0 - y) * neg
+def _positive_terms(z: Tensor, gamma_pos, cfg: KernelConfig):
+    """-L+ (Eq. 7) and its derivative, element-wise, for the slots treated as positives.
+
+    loss+ = -q^g+ log p with q = 1 - p, dq/dz = -pq, d(log p)/dz = q:
+      full:      d/dz = q^g+ (g+ p log p - q)
+      detached:  d/dz = -q^(g+ + 1)                  (the weight q^g+ held constant)
+    log p is floored at log(eps); where the floor is active its own derivative is 0.
+    """
+    log_p_raw = F.logsigmoid(z)
+    log_p = torch.clamp(log_p_raw, min=cfg.log_eps)
+    q = torch.sigmoid(-z)
+    q_pow = torch.pow(q, gamma_pos)
+    loss = -(q_pow * log_p)
+    if not cfg.need_grad:
+        return loss, None
+    grad = torch.where(log_p_raw > cfg.log_eps, q, torch.zeros_like(q))
+    if cfg.full_grad:
+        grad = torch.sub(grad, torch.sigmoid(z) * log_p, alpha=gamma_pos)
+    return loss, grad.mul_(q_pow).neg_()
 
 
-def _loss_and_grad_kernel(z: Tensor, target: Tensor, weight: Optional[Tensor], gamma_pos: Tensor,
-                          gamma_neg: Tensor, cfg: KernelConfig):
+def _negative_terms(z: Tensor, gamma_neg, cfg: KernelConfig):
+    """-L- (Eq. 7) and its derivative, element-wise, for every slot; also p and 1 - p.
+
+    loss- = -p_m^g- log(1 - p_m), p_m = max(p - m, 0) (Eq. 5), dp_m/dz = pq above the margin, 0 below:
+      full (Eq. 8): d/dz = p_m^g- [1/(1 - p_m) - g- log(1 - p_m)/p_m] pq
+      detached:     d/dz = p_m^g- pq/(1 - p_m)
+    """
+    clip = cfg.clip
+    if clip > 0:
+        # p_m from a float64 sigmoid, rounded once: in float32, p - m cancels near the margin and
+        # p_m^g- multiplies p_m's relative error by g-; this keeps 1e-6 relative agreement with the
+        # float64 formula right down to the kink.
+        p_wide = torch.sigmoid(z.to(torch.float64))
+        p = p_wide.to(z.dtype)
+        p_m = torch.clamp(p_wide - clip, min=0.0).to(z.dtype)
+        log_1m_pm = torch.log1p(-p_m)                              # 1 - p_m >= m: no cancellation
+        if math.log(clip) < cfg.log_eps:
+            log_1m_pm = torch.clamp(log_1m_pm, min=cfg.log_eps)
+        pm_pow = torch.pow(p_m, gamma_neg)
+        loss = -(pm_pow * log_1m_pm)
+        if not cfg.need_grad:
+            return loss, None, p, None
+        q = torch.sigmoid(-z)
+        pq = p * q
+        # d/dz = pm_pow * [pq/(1 - p_m) - g- pq log(1 - p_m)/p_m], 1 - p_m = q + m exactly
+        grad = pq / (q + clip)
+        if math.log(clip) < cfg.log_eps:
+            grad = torch.where(log_1m_pm > cfg.log_eps, grad, torch.zeros_like(grad))
+        if cfg.full_grad:
+            # log(1 - p_m)/p_m -> -1 as p_m -> 0; the clamp only guards p_m == 0 (masked below)
+            grad = torch.sub(grad, log_1m_pm / torch.clamp(p_m, min=1e-30) * pq, alpha=gamma_neg)
+        grad = torch.where(p_m > 0, grad.mul_(pm_pow), torch.zeros_like(grad))
+        return loss, grad, p, q
+    # m = 0: p_m = p, 1 - p_m = q, log(1 - p) = logsigmoid(-z) (exact), floored at log(eps).
+    p = torch.sigmoid(z)
+    log_q_raw = F.logsigmoid(-z)
+    log_q = torch.clamp(log_q_raw, min=cfg.log_eps)
+    pm_pow = torch.pow(p, gamma_neg)
+    loss = -(pm_pow * log_q)
+    if not cfg.need_grad:
+        return loss, None, p, None
+    q = torch.sigmoid(-z)
+    # pq/(1 - p_m) = p and pq/p_m = q: d/dz = p^g- [p - g- q log q]
+    grad = torch.where(log_q_raw > cfg.log_eps, p, torch.zeros_like(p))
+    if cfg.full_grad:
+        grad = torch.sub(grad, q * log_q, alpha=gamma_neg)
+    return loss, grad.mul_(pm_pow), p, q
+
+
+def _loss_and_grad_kernel(z: Tensor, target: Tensor, weight: Optional[Tensor], gamma_pos, gamma_neg,
+                          cfg: KernelConfig):
     """Return (loss, dloss/dz, stats): loss summed (cfg.reduce) or element-wise, the gradient element-wise
     (``None`` unless cfg.need_grad), both weighted by ``weight``; ``stats`` (``None`` unless cfg.probe)
     are the probability-gap sums of ``probability_stats``.
 
-    Derivatives, with p = sigmoid(z), q = 1 - p, dp/dz = pq:
-      positives, loss+ = -q^g+ log p:
-        full:      d/dz = q^g+ (g+ p log p - q)
-        detached:  d/dz = -q^(g+ + 1)                  (the weight q^g+ held constant)
-      negatives, loss- = -p_m^g- log(1 - p_m), dp_m/dz = pq above the margin (p > m), 0 below:
-        full:      d/dz = p_m^g- [1/(1 - p_m) - g- log(1 - p_m)/p_m] pq      (Eq. 8)
-        detached:  d/dz = p_m^g- pq/(1 - p_m)
-    Where a log is floored at log(eps) its own derivative is 0.
+    Every slot is first treated as a negative (dense). Index labels have at most one positive per row, so
+    the positive term is computed on the N gathered logits and written over its slot; dense targets
+    combine both dense terms linearly in y (soft targets interpolate).
     """
-    clip = cfg.clip
-    z = z.to(gamma_pos.dtype)
-    # p, q = 1 - p and their logs from one exp and one division in float64, rounded once: p_m^g- multiplies
-    # p's relative error by g-, and p - m cancels near the margin, so float32 sigmoid (~2 ulps) is not
-    # accurate enough for the 1e-6 relative agreement with the float64 formula that the tests demand.
-    z_w = z.to(torch.float64)
-    e_w = torch.exp(-torch.abs(z_w))
-    r_w = 1.0 / (1.0 + e_w)
-    nonneg = z_w >= 0
-    p_w = torch.where(nonneg, r_w, e_w * r_w)
-    p = p_w.to(z.dtype)
-    q = torch.where(nonneg, e_w * r_w, r_w).to(z.dtype)
-    log1p_e = torch.log1p(e_w.to(z.dtype))
-    log_p_raw = torch.clamp(z, max=0.0) - log1p_e                  # log sigmoid(z)
-    log_q_raw = torch.clamp(-z, max=0.0) - log1p_e                 # log sigmoid(-z) = log(1 - p)
-    log_p = torch.clamp(log_p_raw, min=cfg.log_eps)
+    z = z.to(cfg.dtype)
+    a_pos, a_neg = (1.0, 1.0) if cfg.alpha is None else (cfg.alpha, 1.0 - cfg.alpha)
+    loss_neg, grad_neg, p, q = _negative_terms(z, gamma_neg, cfg)
+    w = None if weight is None else weight.to(z.dtype)
+    stats = None
+    if cfg.is_index:
+        num_classes = z.shape[1]
+        foreground = target < num_classes                          # background (= C) rows: all negative
+        cls = torch.clamp(target, max=num_classes - 1).unsqueeze(1)
+        z_pos = z.gather(1, cls)
+        loss_pos, grad_pos = _positive_terms(z_pos, gamma_pos, cfg)
+        if a_pos != 1.0:
+            loss_pos = loss_pos * a_pos
+            grad_pos = None if grad_pos is None else grad_pos * a_pos
+        if a_neg != 1.0:
+            loss_neg = loss_neg * a_neg
+            grad_neg = None if grad_neg is None else grad_neg * a_neg
+        fg = foreground.unsqueeze(1)
+        loss_at = loss_neg.gather(1, cls)
+        w_at = None if w is None else (w if w.shape[1] == 1 else w.gather(1, cls))
+        if cfg.reduce:
+            correction = torch.where(fg, loss_pos - loss_at, torch.zeros_like(loss_at))
+            if w is None:
+                loss = loss_neg.sum() + correction.sum()
+            else:
+                loss = (loss_neg * w).sum() + (correction * w_at).sum()
+        else:
+            loss = loss_neg.scatter(1, cls, torch.where(fg, loss_pos, loss_at))
+            if w is not None:
+                loss = loss * w
+        grad = None
+        if cfg.need_grad:
+            grad = grad_neg.scatter_(1, cls, torch.where(fg, grad_pos, grad_neg.gather(1, cls)))
+            if w is not None:
+                grad = grad.mul_(w)
+        if cfg.probe:
+            counted_rows = fg if w_at is None else fg & (w_at > 0)
+            counted = None if w is None else (w > 0).to(z.dtype).expand_as(z)
+            q_all = 1.0 - p if q is None else q
+            q_sum = q_all.sum() if counted is None else (q_all * counted).sum()
+            slots = torch.tensor(float(z.numel()), dtype=z.dtype, device=z.device) if counted is None \
+                else counted.sum()
+            p_at = p.gather(1, cls)
+            n_pos = counted_rows.to(z.dtype).sum()
+            pos_p = torch.where(counted_rows, p_at, torch.zeros_like(p_at)).sum()
+            pos_q = torch.where(counted_rows, 1.0 - p_at, torch.zeros_like(p_at)).sum()
+            stats = torch.stack([pos_p, n_pos, q_sum - pos_q, slots - n_pos])
+        return loss, grad, stats
 
-    # Positives (Eq. 7, L+). torch.pow, not exp(g log x): the product g*log(x) would lose ~g ulps.
-    q_pow = torch.pow(q, gamma_pos)
-    loss_pos = -q_pow * log_p
-
-    # Negatives (Eq. 7, L-).
-    if clip > 0:
-        above = p_w > clip
-        p_m = torch.clamp(p_w - clip, min=0.0).to(z.dtype)        # Eq. 5, exact in float64
-        # log(1 - p_m): log1p(-p_m) while p_m is small; log(q + m) (= 1 - p_m, no cancellation) when large.
-        log_1m_pm_raw = torch.where(p_m < 0.5, torch.log1p(-p_m), torch.log(q + clip))
-        pm_pow = torch.pow(p_m, gamma_neg)
-        safe_pm = torch.where(above, p_m, torch.ones_like(p_m))
-        unfloored_n = above & (log_1m_pm_raw > cfg.log_eps)
-    else:
-        p_m = p
-        log_1m_pm_raw = log_q_raw
-        pm_pow = torch.pow(p, gamma_neg)
-        unfloored_n = log_q_raw > cfg.log_eps
-    log_1m_pm = torch.clamp(log_1m_pm_raw, min=cfg.log_eps)
-    loss_neg = -pm_pow * log_1m_pm
-
-    if cfg.alpha is not None:
-        loss_pos = cfg.alpha * loss_pos
-        loss_neg = (1.0 - cfg.alpha) * loss_neg
-    y = _target_matrix(target, z.shape[1], cfg.is_index, z.dtype)
-    loss = _combine(y, loss_pos, loss_neg)  # linear in y: soft targets interpolate
-    if weight is not None:
-        weight = weight.to(z.dtype)
-        loss = loss * weight
+    y = target.to(z.dtype)
+    loss_pos, grad_pos = _positive_terms(z, gamma_pos, cfg)
+    if a_pos != 1.0:
+        loss_pos = loss_pos * a_pos
+        grad_pos = None if grad_pos is None else grad_pos * a_pos
+    if a_neg != 1.0:
+        loss_neg = loss_neg * a_neg
+        grad_neg = None if grad_neg is None else grad_neg * a_neg
+    # lerp(neg, pos, y) = y*pos + (1-y)*neg, exact at y = 0 and y = 1 (no neg + y*(pos - neg) cancellation)
+    loss = torch.lerp(loss_neg, loss_pos, y)
+    if w is not None:
+        loss = loss * w
     if cfg.reduce:
         loss = loss.sum()
-    stats = None
+    grad = None
+    if cfg.need_grad:
+        grad = torch.lerp(grad_neg, grad_pos, y)
+        if w is not None:
+            grad = grad.mul_(w)
     if cfg.probe:
-        # Eq. 9-10 sums over the label slots the loss sees; slots with weight 0 (ignored anchors) excluded.
-        counted = y if weight is None else y * (weight > 0).to(z.dtype)
-        counted_neg = (1.0 - y) if weight is None else (1.0 - y) * (weight > 0).to(z.dtype)
-        stats = torch.stack([(counted * p).sum(), counted.sum(), (counted_neg * q).sum(), counted_neg.sum()])
-    if not cfg.need_grad:
-        return loss, None, stats
-
-    zeros = torch.zeros_like(p)
-    pq = p * q
-    grad_pos = -q_pow * torch.where(log_p_raw > cfg.log_eps, q, zeros)
-    if cfg.full_grad:
-        grad_pos = grad_pos + gamma_pos * p * q_pow * log_p
-    if clip > 0:
-        one_m_pm = torch.where(above, q + clip, torch.ones_like(q))  # 1 - p_m >= m > 0
-        grad_neg = pm_pow * torch.where(unfloored_n, pq / one_m_pm, zeros)
-        if cfg.full_grad:
-            # log(1 - p_m)/p_m stays bounded (-> -1) as p_m -> 0; safe_pm guards p_m == 0.
-            grad_neg = grad_neg - gamma_neg * pm_pow * torch.where(above, log_1m_pm / safe_pm * pq, zeros)
-    else:
-        # m = 0: pq/(1 - p_m) = p and pq/p_m = q, so no division is needed.
-        grad_neg = pm_pow * torch.where(unfloored_n, p, zeros)
-        if cfg.full_grad:
-            grad_neg = grad_neg - gamma_neg * pm_pow * q * log_1m_pm
-    if cfg.alpha is not None:
-        grad_pos = cfg.alpha * grad_pos
-        grad_neg = (1.0 - cfg.alpha) * grad_neg
-    grad = _combine(y, grad_pos, grad_neg)
-    if weight is not None:
-        grad = grad * weight
+        counted = y if w is None else y * (w > 0).to(z.dtype)
+        counted_neg = (1.0 - y) if w is None else (1.0 - y) * (w > 0).to(z.dtype)
+        stats = torch.stack([(counted * p).sum(), counted.sum(), (counted_neg * (1.0 - p)).sum(),
+                             counted_neg.sum()])
     return loss, grad, stats
 
 
@@ -366,10 +423,13 @@ def asymmetric_loss(logits: Tensor,
         target = target.to(dtype)
     if weight is not None:
         weight = weight.detach()
-    gp = torch.as_tensor(gamma_pos, dtype=dtype, device=logits.device)
-    gn = torch.as_tensor(gamma_neg, dtype=dtype, device=logits.device).detach()
+    # Python floats are fastest (pow(x, 2.0) is a square; torch.compile specialises them); a 0-dim tensor
+    # gamma_neg (the adaptive controller's) is used as is, so that changing it recompiles nothing.
+    gp = float(gamma_pos)
+    gn = gamma_neg.detach().to(device=logits.device, dtype=dtype) if isinstance(gamma_neg, Tensor) \
+        else float(gamma_neg)
     need_grad = torch.is_grad_enabled() and logits.requires_grad
-    cfg = _kernel_config(clip, eps, alpha, focusing_grad, is_index, reduce, need_grad, return_stats)
+    cfg = _kernel_config(clip, eps, alpha, focusing_grad, is_index, reduce, need_grad, return_stats, dtype)
     return AsymmetricLossFunction.apply(logits, target, weight, gp, gn, cfg)
 
 
@@ -467,4 +527,4 @@ def asymmetric_loss_single_label(logits: Tensor,
     loss_pos = -torch.pow(1 - p, gamma_pos) * log_p
     p_m = torch.clamp(p - clip, min=0.0)
     loss_neg = -torch.pow(p_m, gamma_neg) * torch.clamp(torch.log1p(-p_m), min=math.log(eps))
-    return _combine(y, loss_pos, loss_neg).sum(dim=1)
+    return torch.lerp(loss_neg, loss_pos, y).sum(dim=1)
