@@ -99,6 +99,7 @@ class ProbabilityGapHook(Hook):
                                'CE is gamma_pos=gamma_neg=clip=0, focal loss gamma_pos=gamma_neg=gamma, clip=0.')
         for loss in self._losses:
             loss.probe = True
+            loss.gamma_neg_dynamic = self.adaptive is not None
             loss.probe_sums.zero_()
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:

@@ -79,6 +79,9 @@ class AsymmetricLoss(nn.Module):
         self.reduction = reduction
         self.loss_weight = float(loss_weight)
         self.probe = bool(probe)
+        # Set by ProbabilityGapHook when it adapts gamma-: the kernel then takes the buffer itself, so a
+        # new value recompiles nothing; otherwise a Python float (faster, specialised by torch.compile).
+        self.gamma_neg_dynamic = False
         # Probability-gap sums since the last ``pop_probe_sums``; per iteration, so not checkpointed.
         self.register_buffer('probe_sums', torch.zeros(4, dtype=torch.float64), persistent=False)
 
@@ -120,7 +123,8 @@ class AsymmetricLoss(nn.Module):
             raise ValueError('avg_factor can not be used with reduction="sum"')
         reduce = reduction != 'none'
         probe = self.probe and self.training
-        loss = asymmetric_loss(pred, target, weight, gamma_pos=self.gamma_pos, gamma_neg=self.gamma_neg_buffer,
+        gamma_neg = self.gamma_neg_buffer if self.gamma_neg_dynamic else self.gamma_neg
+        loss = asymmetric_loss(pred, target, weight, gamma_pos=self.gamma_pos, gamma_neg=gamma_neg,
                                clip=self.clip, eps=self.eps, alpha=self.alpha,
                                focusing_grad=self.focusing_grad, reduce=reduce, return_stats=probe)
         if probe:
