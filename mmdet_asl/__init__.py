@@ -9,5 +9,7 @@ from .version import __version__
 from . import compat  # noqa: F401  (lets MMEngine resume on torch >= 2.6)
 from .models import *  # noqa: F401,F403  (registers the modules)
 from .engine import ProbabilityGapHook  # noqa: F401
+from . import datasets, evaluation  # noqa: F401  (MMPretrain datasets, transforms, metric)
+from .models import classification, heads  # noqa: F401  (MMPretrain heads, single-label ASL)
 
 __all__ = ['__version__']
