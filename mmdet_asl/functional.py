@@ -164,7 +164,7 @@ def _positive_terms(z: Tensor, gamma_pos, cfg: KernelConfig):
         return loss, None
     grad = torch.where(log_p_raw > cfg.log_eps, q, torch.zeros_like(q))
     if cfg.full_grad:
-        grad = torch.sub(grad, torch.sigmoid(z) * log_p, alpha=gamma_pos)
+        grad = grad - (torch.sigmoid(z) * log_p).mul_(gamma_pos)
     return loss, grad.mul_(q_pow).neg_()
 
 
@@ -198,7 +198,7 @@ def _negative_terms(z: Tensor, gamma_neg, cfg: KernelConfig):
             grad = torch.where(log_1m_pm > cfg.log_eps, grad, torch.zeros_like(grad))
         if cfg.full_grad:
             # log(1 - p_m)/p_m -> -1 as p_m -> 0; the clamp only guards p_m == 0 (masked below)
-            grad = torch.sub(grad, log_1m_pm / torch.clamp(p_m, min=1e-30) * pq, alpha=gamma_neg)
+            grad = grad.sub_((log_1m_pm / torch.clamp(p_m, min=1e-30) * pq).mul_(gamma_neg))
         grad = torch.where(p_m > 0, grad.mul_(pm_pow), torch.zeros_like(grad))
         return loss, grad, p, q
     # m = 0: p_m = p, 1 - p_m = q, log(1 - p) = logsigmoid(-z) (exact), floored at log(eps).
@@ -213,7 +213,7 @@ def _negative_terms(z: Tensor, gamma_neg, cfg: KernelConfig):
     # pq/(1 - p_m) = p and pq/p_m = q: d/dz = p^g- [p - g- q log q]
     grad = torch.where(log_q_raw > cfg.log_eps, p, torch.zeros_like(p))
     if cfg.full_grad:
-        grad = torch.sub(grad, q * log_q, alpha=gamma_neg)
+        grad = grad - (q * log_q).mul_(gamma_neg)  # gamma_neg: a float or the adaptive 0-dim tensor
     return loss, grad.mul_(pm_pow), p, q
 
 

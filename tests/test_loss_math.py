@@ -251,3 +251,19 @@ def test_caller_no_grad_stays_in_force():
         asymmetric_loss(z, torch.zeros(4, 3), focusing_grad='detached')
         assert not torch.is_grad_enabled()
     assert torch.is_grad_enabled()
+
+
+@pytest.mark.parametrize('clip', [0.0, 0.05])
+@pytest.mark.parametrize('mode', MODES)
+def test_tensor_gamma_neg_equals_float(clip, mode):
+    """The adaptive controller passes gamma- as a 0-dim tensor: same loss and gradient as the float."""
+    torch.manual_seed(3)
+    z = torch.randn(50, 6, dtype=torch.float64, requires_grad=True)
+    labels = torch.randint(0, 7, (50, ))
+    dense = torch.rand(50, 6, dtype=torch.float64)
+    for target in (labels, dense):
+        a = asymmetric_loss(z, target, gamma_pos=1.0, gamma_neg=torch.tensor(2.5, dtype=torch.float64), clip=clip,
+                            reduce=True, focusing_grad=mode)
+        b = asymmetric_loss(z, target, gamma_pos=1.0, gamma_neg=2.5, clip=clip, reduce=True, focusing_grad=mode)
+        torch.testing.assert_close(a, b)
+        torch.testing.assert_close(torch.autograd.grad(a, z)[0], torch.autograd.grad(b, z)[0])
