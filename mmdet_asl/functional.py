@@ -323,14 +323,23 @@ def compile_enabled() -> bool:
     return os.environ.get('MMDET_ASL_COMPILE', '1').lower() not in ('0', 'false', 'off', 'no', '')
 
 
+def _as_tensor(value, like: Tensor, dtype) -> Tensor:
+    return value if isinstance(value, Tensor) else torch.tensor(float(value), dtype=dtype, device=like.device)
+
+
 def _run_kernel(*args):
     global _compiled_kernel, _compile_failed
     if _compile_failed or not compile_enabled():
         return _loss_and_grad_kernel(*args)
     if _compiled_kernel is None:
         _compiled_kernel = torch.compile(_loss_and_grad_kernel, dynamic=True)
+    z, target, weight, gamma_pos, gamma_neg, cfg = args
+    # The compiled kernel gets the gammas as 0-dim tensors: a Python float argument was measured to be
+    # reused stale by the compiled graph after it changed (torch 2.9.1, dynamic=True), giving wrong losses.
+    compiled_args = (z, target, weight, _as_tensor(gamma_pos, z, cfg.dtype), _as_tensor(gamma_neg, z, cfg.dtype),
+                     cfg)
     try:
-        return _compiled_kernel(*args)
+        return _compiled_kernel(*compiled_args)
     except Exception as exc:  # noqa: BLE001 -- any compiler failure falls back to the identical eager kernel
         _compile_failed = True
         warnings.warn(f'mmdet_asl: torch.compile failed ({type(exc).__name__}: {exc}); using the eager '

@@ -3,20 +3,27 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
+from pathlib import Path
+
 import mmdet_asl
 
+CHECK_ENV = Path(__file__).resolve().parents[1] / 'tools' / 'check_env.py'
 
-def run_env_check(extra_path=None):
+
+def run_env_check(extra_path=None, module=False):
     env = None
     if extra_path is not None:
         import os
         env = dict(os.environ, PYTHONPATH=str(extra_path))
-    return subprocess.run([sys.executable, '-m', 'mmdet_asl.env'], capture_output=True, text=True, env=env,
-                          timeout=300)
+    cmd = [sys.executable, '-m', 'mmdet_asl.env'] if module else [sys.executable, str(CHECK_ENV)]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
 
 
-def test_env_check_passes_in_this_environment():
-    result = run_env_check()
+@pytest.mark.parametrize('module', [False, True])
+def test_env_check_passes_in_this_environment(module):
+    result = run_env_check(module=module)
     assert result.returncode == 0, result.stdout + result.stderr
     assert 'mmcv ops     ok' in result.stdout
     for name in ('torch', 'torchvision', 'mmengine', 'mmcv', 'mmdet', 'mmpretrain', 'timm', 'pycocotools'):
