@@ -104,7 +104,7 @@ def check_inputs(logits: Tensor, target: Tensor, weight: Optional[Tensor] = None
                          f'{tuple(logits.shape)}, got {tuple(target.shape)} of {target.dtype}')
     # One reduction, no (N, C) temporary: a finite sum means finite logits; only a non-finite sum (NaN/inf,
     # or an overflow of huge finite logits) pays for the element-wise check.
-    if logits.numel() and not bool(torch.isfinite(logits.sum(dtype=torch.float64))):
+    if logits.numel() and not bool(torch.isfinite(logits.sum())):
         finite = torch.isfinite(logits)
         if not bool(finite.all()):
             bad = int((~finite).sum())
