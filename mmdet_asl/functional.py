@@ -15,9 +15,9 @@ The loss is *linear* in the target y, so soft targets y in [0, 1] interpolate be
 the negative term. (The official repository's ``pt``/``w`` form is only right for hard 0/1 targets.)
 
 This module imports nothing from OpenMMLab. :class:`AsymmetricLossFunction` computes the loss and its
-analytic gradient (Eq. 8 for negatives and its positive-label counterpart) without keeping a graph of
-intermediates; it saves only the logits, the targets and the weight. The element-wise kernels run through
-``torch.compile`` when it is available and fall back to eager PyTorch otherwise.
+analytic gradient (Eq. 8 for negatives and its positive-label counterpart) in one pass, without keeping a
+graph of intermediates: it saves one (N, C) tensor, the element-wise gradient. The kernel runs through
+``torch.compile`` when it is available and falls back to the identical eager code otherwise.
 """
 import math
 import os
