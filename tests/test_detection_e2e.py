@@ -111,10 +111,13 @@ train_cfg = dict(max_epochs=1, val_interval=10)
     ('mmdet', 'configs/swap/fcos_r50-caffe_fpn_gn-head_1x_coco_asl.py'),
     ('mmdet', 'configs/swap/atss_r50_fpn_1x_coco_asl.py'),
     ('mmdet', 'configs/swap/retinanet_r50_fpn_1x_coco_asl.py'),
+    ('ours', 'configs/swap/fcos_r50-caffe_fpn_gn-head_1x_coco_asl.py'),
+    ('ours', 'configs/swap/atss_r50_fpn_1x_coco_asl.py'),
+    ('ours', 'configs/swap/retinanet_r50_fpn_1x_coco_asl.py'),
 ])
 def test_train_py_runs_our_configs(deepforest_small, tmp_path, tool, config):
-    """MMDetection's own tools/train.py (which imports nothing of ours: the configs' custom_imports do) trains
-    one iteration (ours is the same Runner code and runs in test_train_then_test_gives_coco_metrics); a swap
+    """MMDetection's own tools/train.py (which imports nothing of ours: the configs' custom_imports do) and ours
+    train one epoch of the swap configs (ours also runs in test_train_then_test_gives_coco_metrics); a swap
     config runs on 4 DeepForest tiles through a small child config (data only)."""
     if 'swap' in config:
         child = tmp_path / 'swap_on_deepforest.py'
