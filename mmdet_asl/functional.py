@@ -217,6 +217,13 @@ def _negative_terms(z: Tensor, gamma_neg, cfg: KernelConfig):
     return loss, grad.mul_(pm_pow), p, q
 
 
+def _scaled(loss: Tensor, grad: Optional[Tensor], factor: float):
+    """(loss, grad) times the static weighting factor (alpha or 1 - alpha); 1 leaves them untouched."""
+    if factor == 1.0:
+        return loss, grad
+    return loss * factor, None if grad is None else grad * factor
+
+
 def _loss_and_grad_kernel(z: Tensor, target: Tensor, weight: Optional[Tensor], gamma_pos, gamma_neg,
                           cfg: KernelConfig):
     """Return (loss, dloss/dz, stats): loss summed (cfg.reduce) or element-wise, the gradient element-wise
@@ -230,6 +237,7 @@ def _loss_and_grad_kernel(z: Tensor, target: Tensor, weight: Optional[Tensor], g
     z = z.to(cfg.dtype)
     a_pos, a_neg = (1.0, 1.0) if cfg.alpha is None else (cfg.alpha, 1.0 - cfg.alpha)
     loss_neg, grad_neg, p, q = _negative_terms(z, gamma_neg, cfg)
+    loss_neg, grad_neg = _scaled(loss_neg, grad_neg, a_neg)
     w = None if weight is None else weight.to(z.dtype)
     stats = None
     if cfg.is_index:
@@ -237,13 +245,7 @@ def _loss_and_grad_kernel(z: Tensor, target: Tensor, weight: Optional[Tensor], g
         foreground = target < num_classes                          # background (= C) rows: all negative
         cls = torch.clamp(target, max=num_classes - 1).unsqueeze(1)
         z_pos = z.gather(1, cls)
-        loss_pos, grad_pos = _positive_terms(z_pos, gamma_pos, cfg)
-        if a_pos != 1.0:
-            loss_pos = loss_pos * a_pos
-            grad_pos = None if grad_pos is None else grad_pos * a_pos
-        if a_neg != 1.0:
-            loss_neg = loss_neg * a_neg
-            grad_neg = None if grad_neg is None else grad_neg * a_neg
+        loss_pos, grad_pos = _scaled(*_positive_terms(z_pos, gamma_pos, cfg), a_pos)
         fg = foreground.unsqueeze(1)
         loss_at = loss_neg.gather(1, cls)
         w_at = None if w is None else (w if w.shape[1] == 1 else w.gather(1, cls))
@@ -277,13 +279,7 @@ def _loss_and_grad_kernel(z: Tensor, target: Tensor, weight: Optional[Tensor], g
         return loss, grad, stats
 
     y = target.to(z.dtype)
-    loss_pos, grad_pos = _positive_terms(z, gamma_pos, cfg)
-    if a_pos != 1.0:
-        loss_pos = loss_pos * a_pos
-        grad_pos = None if grad_pos is None else grad_pos * a_pos
-    if a_neg != 1.0:
-        loss_neg = loss_neg * a_neg
-        grad_neg = None if grad_neg is None else grad_neg * a_neg
+    loss_pos, grad_pos = _scaled(*_positive_terms(z, gamma_pos, cfg), a_pos)
     # lerp(neg, pos, y) = y*pos + (1-y)*neg, exact at y = 0 and y = 1 (no neg + y*(pos - neg) cancellation)
     loss = torch.lerp(loss_neg, loss_pos, y)
     if w is not None:
