@@ -127,10 +127,13 @@ def check_inputs(logits: Tensor, target: Tensor, weight: Optional[Tensor] = None
 
 # --------------------------------------------------------------------------------------------------------
 # The element-wise kernel: loss and analytic gradient in one pass over the logits.
-# ``cfg`` holds the structural choices (static under torch.compile); gamma_pos / gamma_neg travel as 0-dim
-# tensors so that an adaptive gamma_neg does not trigger a recompilation.
+# ``cfg`` holds the choices that are constant for a loss (static under torch.compile, which specialises
+# on them: pow(x, 4.0) becomes three multiplications, clip and eps become immediates). Values that change
+# from call to call travel as tensors and recompile nothing: an adaptive gamma_neg, and the scale.
 # --------------------------------------------------------------------------------------------------------
 class KernelConfig(NamedTuple):
+    gamma_pos: float
+    gamma_neg: Optional[float]  # None: the adaptive 0-dim tensor passed to the kernel is used
     clip: float          # m
     log_eps: float
     alpha: Optional[float]
@@ -140,10 +143,13 @@ class KernelConfig(NamedTuple):
     need_grad: bool
     probe: bool          # also return the probability-gap statistics (see ``probability_stats``)
     dtype: torch.dtype   # compute dtype: float32, or float64 for float64 logits
+    fused: bool = False  # the kernel runs through torch.compile (picks the formulation that fuses best)
 
 
-def _kernel_config(clip, eps, alpha, focusing_grad, is_index, reduce, need_grad, probe, dtype) -> KernelConfig:
-    return KernelConfig(float(clip), math.log(eps), None if alpha is None else float(alpha),
+def _kernel_config(gamma_pos, gamma_neg, clip, eps, alpha, focusing_grad, is_index, reduce, need_grad, probe,
+                   dtype) -> KernelConfig:
+    return KernelConfig(float(gamma_pos), None if isinstance(gamma_neg, Tensor) else float(gamma_neg),
+                        float(clip), math.log(eps), None if alpha is None else float(alpha),
                         focusing_grad == 'full', is_index, bool(reduce), bool(need_grad), bool(probe), dtype)
 
 
@@ -177,10 +183,18 @@ def _negative_terms(z: Tensor, gamma_neg, cfg: KernelConfig):
     """
     clip = cfg.clip
     if clip > 0:
-        # p_m from a float64 sigmoid, rounded once: in float32, p - m cancels near the margin and
-        # p_m^g- multiplies p_m's relative error by g-; this keeps 1e-6 relative agreement with the
-        # float64 formula right down to the kink.
-        p_wide = torch.sigmoid(z.to(torch.float64))
+        # In float32, p - m cancels near the margin, and p_m^g- multiplies p_m's relative error by g-:
+        # p and p_m come from float64 and are rounded once (1e-6 relative agreement with the float64
+        # formula down to the kink).
+        if cfg.fused:
+            # Compiled, every op fuses into one loop: one float64 exp gives p and q = t p, both accurate.
+            t = torch.exp(-torch.clamp(z.to(torch.float64), min=-700.0))
+            p_wide = 1.0 / (1.0 + t)
+            q = (t * p_wide).to(z.dtype)
+        else:
+            # Eager, each op is a pass over memory, so the fewest ops win.
+            p_wide = torch.sigmoid(z.to(torch.float64))
+            q = None
         p = p_wide.to(z.dtype)
         p_m = torch.clamp(p_wide - clip, min=0.0).to(z.dtype)
         log_1m_pm = torch.log1p(-p_m)                              # 1 - p_m >= m: no cancellation
@@ -189,8 +203,8 @@ def _negative_terms(z: Tensor, gamma_neg, cfg: KernelConfig):
         pm_pow = torch.pow(p_m, gamma_neg)
         loss = -(pm_pow * log_1m_pm)
         if not cfg.need_grad:
-            return loss, None, p, None
-        q = torch.sigmoid(-z)
+            return loss, None, p, q
+        q = torch.sigmoid(-z) if q is None else q
         pq = p * q
         # d/dz = pm_pow * [pq/(1 - p_m) - g- pq log(1 - p_m)/p_m], 1 - p_m = q + m exactly
         grad = pq / (q + clip)
@@ -217,85 +231,97 @@ def _negative_terms(z: Tensor, gamma_neg, cfg: KernelConfig):
     return loss, grad.mul_(pm_pow), p, q
 
 
-def _scaled(loss: Tensor, grad: Optional[Tensor], factor: float):
-    """(loss, grad) times the static weighting factor (alpha or 1 - alpha); 1 leaves them untouched."""
-    if factor == 1.0:
-        return loss, grad
-    return loss * factor, None if grad is None else grad * factor
+def _times(x: Optional[Tensor], *factors):
+    """x times each factor that is not None (or 1.0); None stays None."""
+    if x is None:
+        return None
+    for factor in factors:
+        if factor is not None and not (isinstance(factor, float) and factor == 1.0):
+            x = x * factor
+    return x
 
 
-def _loss_and_grad_kernel(z: Tensor, target: Tensor, weight: Optional[Tensor], gamma_pos, gamma_neg,
-                          cfg: KernelConfig):
+def _sum64(x: Tensor) -> Tensor:
+    # float64 accumulation: compiled, a float32 accumulator over ~10^7 terms was measured 5e-4 (relative)
+    # off the exact sum; the float64 one costs a conversion per element.
+    return x.sum(dtype=torch.float64)
+
+
+def _loss_and_grad_kernel(z: Tensor, target: Tensor, weight: Optional[Tensor], gamma_neg: Optional[Tensor],
+                          scale: Optional[Tensor], cfg: KernelConfig):
     """Return (loss, dloss/dz, stats): loss summed (cfg.reduce) or element-wise, the gradient element-wise
-    (``None`` unless cfg.need_grad), both weighted by ``weight``; ``stats`` (``None`` unless cfg.probe)
-    are the probability-gap sums of ``probability_stats``.
+    (``None`` unless cfg.need_grad), both weighted by ``weight`` and multiplied by ``scale``; ``stats``
+    (``None`` unless cfg.probe) are the probability-gap sums of ``probability_stats``.
 
-    Every slot is first treated as a negative (dense). Index labels have at most one positive per row, so
-    the positive term is computed on the N gathered logits and written over its slot; dense targets
-    combine both dense terms linearly in y (soft targets interpolate).
+    Every slot is first treated as a negative (dense). Index labels have at most one positive per row: the
+    positive term, and the negative term it replaces, are computed on the N gathered logits only, and
+    written over their slot (scatter) or added as a correction to the sum. Dense targets combine both
+    dense terms linearly in y (soft targets interpolate). Written so that torch.compile fuses the dense
+    part into one pass that reads z and writes only the gradient; weights and scale are applied before
+    the scatter so that no second (N, C) pass follows it.
     """
     z = z.to(cfg.dtype)
+    gamma_pos = cfg.gamma_pos
+    gamma_neg = cfg.gamma_neg if cfg.gamma_neg is not None else gamma_neg
     a_pos, a_neg = (1.0, 1.0) if cfg.alpha is None else (cfg.alpha, 1.0 - cfg.alpha)
-    loss_neg, grad_neg, p, q = _negative_terms(z, gamma_neg, cfg)
-    loss_neg, grad_neg = _scaled(loss_neg, grad_neg, a_neg)
     w = None if weight is None else weight.to(z.dtype)
-    stats = None
+    loss_neg, grad_neg, p, q = _negative_terms(z, gamma_neg, cfg)
     if cfg.is_index:
-        num_classes = z.shape[1]
-        foreground = target < num_classes                          # background (= C) rows: all negative
-        cls = torch.clamp(target, max=num_classes - 1).unsqueeze(1)
-        z_pos = z.gather(1, cls)
-        loss_pos, grad_pos = _scaled(*_positive_terms(z_pos, gamma_pos, cfg), a_pos)
-        fg = foreground.unsqueeze(1)
-        loss_at = loss_neg.gather(1, cls)
-        w_at = None if w is None else (w if w.shape[1] == 1 else w.gather(1, cls))
-        if cfg.reduce:
-            correction = torch.where(fg, loss_pos - loss_at, torch.zeros_like(loss_at))
-            if w is None:
-                loss = loss_neg.sum() + correction.sum()
-            else:
-                loss = (loss_neg * w).sum() + (correction * w_at).sum()
-        else:
-            loss = loss_neg.scatter(1, cls, torch.where(fg, loss_pos, loss_at))
-            if w is not None:
-                loss = loss * w
-        grad = None
-        if cfg.need_grad:
-            grad = grad_neg.scatter_(1, cls, torch.where(fg, grad_pos, grad_neg.gather(1, cls)))
-            if w is not None:
-                grad = grad.mul_(w)
-        if cfg.probe:
-            counted_rows = fg if w_at is None else fg & (w_at > 0)
-            counted = None if w is None else (w > 0).to(z.dtype).expand_as(z)
-            q_all = 1.0 - p if q is None else q
-            q_sum = q_all.sum() if counted is None else (q_all * counted).sum()
-            slots = torch.tensor(float(z.numel()), dtype=z.dtype, device=z.device) if counted is None \
-                else counted.sum()
-            p_at = p.gather(1, cls)
-            n_pos = counted_rows.to(z.dtype).sum()
-            pos_p = torch.where(counted_rows, p_at, torch.zeros_like(p_at)).sum()
-            pos_q = torch.where(counted_rows, 1.0 - p_at, torch.zeros_like(p_at)).sum()
-            stats = torch.stack([pos_p, n_pos, q_sum - pos_q, slots - n_pos])
-        return loss, grad, stats
-
+        return _index_label_terms(z, target, w, loss_neg, grad_neg, p, q, gamma_pos, gamma_neg, scale, cfg)
     y = target.to(z.dtype)
-    loss_pos, grad_pos = _scaled(*_positive_terms(z, gamma_pos, cfg), a_pos)
+    loss_pos, grad_pos = _positive_terms(z, gamma_pos, cfg)
     # lerp(neg, pos, y) = y*pos + (1-y)*neg, exact at y = 0 and y = 1 (no neg + y*(pos - neg) cancellation)
-    loss = torch.lerp(loss_neg, loss_pos, y)
-    if w is not None:
-        loss = loss * w
+    loss = torch.lerp(_times(loss_neg, a_neg), _times(loss_pos, a_pos), y)
+    grad = torch.lerp(_times(grad_neg, a_neg), _times(grad_pos, a_pos), y) if cfg.need_grad else None
+    loss = _times(loss, w)
+    grad = _times(grad, w, scale)
     if cfg.reduce:
-        loss = loss.sum()
+        loss = _times(_sum64(loss), scale).to(cfg.dtype)
+    else:
+        loss = _times(loss, scale)
+    stats = None
+    if cfg.probe:
+        q = 1.0 - p if q is None else q
+        counted = None if w is None else (w > 0).to(z.dtype)
+        counted_pos = _times(y, counted)
+        counted_neg = _times(1.0 - y, counted)
+        stats = torch.stack([_sum64(counted_pos * p), _sum64(counted_pos), _sum64(counted_neg * q),
+                             _sum64(counted_neg)])
+    return loss, grad, stats
+
+
+def _index_label_terms(z, target, w, loss_neg, grad_neg, p, q, gamma_pos, gamma_neg, scale, cfg: KernelConfig):
+    """The index-label half of ``_loss_and_grad_kernel`` (same return values)."""
+    a_pos, a_neg = (1.0, 1.0) if cfg.alpha is None else (cfg.alpha, 1.0 - cfg.alpha)
+    num_classes = z.shape[1]
+    foreground = (target < num_classes).unsqueeze(1)     # background (= C) rows: all negative, as in FocalLoss
+    cls = torch.clamp(target, max=num_classes - 1).unsqueeze(1)
+    z_at = z.gather(1, cls)                              # (N, 1): the labelled class's logit
+    loss_pos, grad_pos = _positive_terms(z_at, gamma_pos, cfg)
+    loss_neg_at, grad_neg_at, p_at, q_at = _negative_terms(z_at, gamma_neg, cfg)
+    w_at = None if w is None else (w if w.shape[1] == 1 else w.gather(1, cls))
+    loss_neg = _times(loss_neg, a_neg, w)
+    loss_pos, loss_neg_at = _times(loss_pos, a_pos, w_at), _times(loss_neg_at, a_neg, w_at)
+    if cfg.reduce:
+        correction = torch.where(foreground, loss_pos - loss_neg_at, torch.zeros_like(loss_pos))
+        loss = _times(_sum64(loss_neg) + _sum64(correction), scale).to(cfg.dtype)
+    else:
+        loss = _times(loss_neg, scale).scatter(1, cls, _times(torch.where(foreground, loss_pos, loss_neg_at), scale))
     grad = None
     if cfg.need_grad:
-        grad = torch.lerp(grad_neg, grad_pos, y)
-        if w is not None:
-            grad = grad.mul_(w)
+        at = torch.where(foreground, _times(grad_pos, a_pos), _times(grad_neg_at, a_neg))
+        grad = _times(grad_neg, a_neg, w, scale).scatter(1, cls, _times(at, w_at, scale))
+    stats = None
     if cfg.probe:
-        counted = y if w is None else y * (w > 0).to(z.dtype)
-        counted_neg = (1.0 - y) if w is None else (1.0 - y) * (w > 0).to(z.dtype)
-        stats = torch.stack([(counted * p).sum(), counted.sum(), (counted_neg * (1.0 - p)).sum(),
-                             counted_neg.sum()])
+        q = 1.0 - p if q is None else q
+        q_at = 1.0 - p_at if q_at is None else q_at
+        counted = None if w is None else (w > 0).to(z.dtype)
+        counted_at = foreground.to(z.dtype) if w is None else (foreground & (w_at > 0)).to(z.dtype)
+        n_pos = _sum64(counted_at)
+        n_slots = torch.tensor(float(z.numel()), dtype=torch.float64, device=z.device) if counted is None \
+            else _sum64(counted.expand_as(z))
+        stats = torch.stack([_sum64(counted_at * p_at), n_pos, _sum64(_times(q, counted)) - _sum64(counted_at * q_at),
+                             n_slots - n_pos])
     return loss, grad, stats
 
 
@@ -312,6 +338,10 @@ def _target_matrix(target: Tensor, num_classes: int, is_index: bool, dtype) -> T
 # --------------------------------------------------------------------------------------------------------
 _compiled_kernel = None
 _compile_failed = False
+# Inductor materialises an intermediate as an (N, C) buffer once its expression exceeds 30 ops or 4 reads;
+# this kernel's are longer, and a materialised intermediate costs a round trip to memory (measured: a
+# longer p_m formulation was split into four loops with 3 extra (N, C) buffers under the defaults).
+_INDUCTOR_OPTIONS = {'realize_opcount_threshold': 1000, 'realize_reads_threshold': 100}
 
 
 def compile_enabled() -> bool:
@@ -319,8 +349,10 @@ def compile_enabled() -> bool:
     return os.environ.get('MMDET_ASL_COMPILE', '1').lower() not in ('0', 'false', 'off', 'no', '')
 
 
-def _as_tensor(value, like: Tensor, dtype) -> Tensor:
-    return value if isinstance(value, Tensor) else torch.tensor(float(value), dtype=dtype, device=like.device)
+def _as_tensor(value, like: Tensor, dtype) -> Optional[Tensor]:
+    if value is None or isinstance(value, Tensor):
+        return value
+    return torch.tensor(float(value), dtype=dtype, device=like.device)
 
 
 def _run_kernel(*args):
@@ -328,14 +360,20 @@ def _run_kernel(*args):
     if _compile_failed or not compile_enabled():
         return _loss_and_grad_kernel(*args)
     if _compiled_kernel is None:
-        _compiled_kernel = torch.compile(_loss_and_grad_kernel, dynamic=True)
-    z, target, weight, gamma_pos, gamma_neg, cfg = args
-    # The compiled kernel gets the gammas as 0-dim tensors: a Python float argument was measured to be
-    # reused stale by the compiled graph after it changed (torch 2.9.1, dynamic=True), giving wrong losses.
-    compiled_args = (z, target, weight, _as_tensor(gamma_pos, z, cfg.dtype), _as_tensor(gamma_neg, z, cfg.dtype),
-                     cfg)
+        # fullgraph: a graph break would hand Python floats to the resumed frames (the stale-float problem
+        # below); it raises instead, and the eager kernel takes over.
+        _compiled_kernel = torch.compile(_loss_and_grad_kernel, dynamic=True, fullgraph=True, options=_INDUCTOR_OPTIONS)
+    z, target, weight, gamma_neg, scale, cfg = args
+    # A value that changes between calls goes in as a 0-dim tensor, never as a Python float argument: such
+    # a float was measured to be reused stale by the compiled graph after it changed (torch 2.9.1,
+    # dynamic=True), giving wrong losses. Constants sit in cfg, whose fields dynamo guards by value.
+    compiled_args = (z, target, weight, gamma_neg, _as_tensor(scale, z, cfg.dtype), cfg._replace(fused=True))
     try:
-        return _compiled_kernel(*compiled_args)
+        # specialize_float: cfg's floats become constants of the graph, guarded by value (a change
+        # recompiles). Without it, dynamo (torch 2.9.1, dynamic=True) turns them into graph inputs and was
+        # measured to compute with a previous call's gamma.
+        with torch._dynamo.config.patch(specialize_float=True, recompile_limit=64):
+            return _compiled_kernel(*compiled_args)
     except Exception as exc:  # noqa: BLE001 -- any compiler failure falls back to the identical eager kernel
         _compile_failed = True
         warnings.warn(f'mmdet_asl: torch.compile failed ({type(exc).__name__}: {exc}); using the eager '
@@ -353,9 +391,9 @@ class AsymmetricLossFunction(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, logits, target, weight, gamma_pos, gamma_neg, cfg):
+    def forward(ctx, logits, target, weight, gamma_neg, scale, cfg):
         with torch.autocast(device_type=logits.device.type, enabled=False):
-            loss, grad, stats = _run_kernel(logits, target, weight, gamma_pos, gamma_neg, cfg)
+            loss, grad, stats = _run_kernel(logits, target, weight, gamma_neg, scale, cfg)
         ctx.logits_dtype = logits.dtype
         if grad is not None:
             ctx.save_for_backward(grad)
@@ -368,6 +406,12 @@ class AsymmetricLossFunction(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad_out, *unused):
         grad, = ctx.saved_tensors
+        # A summed loss that reaches backward unscaled (grad_out == 1: the scale was folded into the
+        # kernel) hands over the saved gradient itself, with no (N, C) multiply and no new allocation.
+        # Autograd's AccumulateGrad copies it if the graph is retained, so the saved tensor stays intact.
+        if grad_out.dim() == 0 and grad_out.device.type == 'cpu' and grad.dtype == ctx.logits_dtype \
+                and grad_out.item() == 1.0:
+            return grad, None, None, None, None, None
         return (grad * grad_out).to(ctx.logits_dtype), None, None, None, None, None
 
 
@@ -386,7 +430,8 @@ def asymmetric_loss(logits: Tensor,
                     focusing_grad: str = 'full',
                     reduce: bool = False,
                     check: bool = True,
-                    return_stats: bool = False):
+                    return_stats: bool = False,
+                    scale=None):
     """Asymmetric loss (Eq. 7) with the analytic gradient.
 
     Args:
@@ -405,6 +450,9 @@ def asymmetric_loss(logits: Tensor,
         check: validate the inputs (costs a device sync; turn off only for trusted inputs).
         return_stats: also return the probability-gap sums of ``probability_stats``, computed in the
             same pass (no second forward).
+        scale: optional float or 0-dim tensor multiplying the loss and its gradient, e.g.
+            loss_weight / avg_factor. Folding it into the fused pass leaves backward nothing to multiply
+            when the loss is summed into the total (no gradient flows into ``scale``).
 
     Returns:
         The element-wise loss (N, C), or its sum when ``reduce``. float32 for half/bfloat16 logits,
@@ -428,14 +476,17 @@ def asymmetric_loss(logits: Tensor,
         target = target.to(dtype)
     if weight is not None:
         weight = weight.detach()
-    # Python floats are fastest (pow(x, 2.0) is a square; torch.compile specialises them); a 0-dim tensor
-    # gamma_neg (the adaptive controller's) is used as is, so that changing it recompiles nothing.
-    gp = float(gamma_pos)
-    gn = gamma_neg.detach().to(device=logits.device, dtype=dtype) if isinstance(gamma_neg, Tensor) \
-        else float(gamma_neg)
+    # Float gammas are constants of the kernel (see KernelConfig); a 0-dim tensor gamma_neg (the adaptive
+    # controller's) is passed as a tensor, so that changing it recompiles nothing.
+    gn = gamma_neg.detach().to(device=logits.device, dtype=dtype) if isinstance(gamma_neg, Tensor) else None
+    if isinstance(scale, Tensor):
+        scale = scale.detach().to(device=logits.device, dtype=dtype)
+    elif scale is not None:
+        scale = float(scale)
     need_grad = torch.is_grad_enabled() and logits.requires_grad
-    cfg = _kernel_config(clip, eps, alpha, focusing_grad, is_index, reduce, need_grad, return_stats, dtype)
-    return AsymmetricLossFunction.apply(logits, target, weight, gp, gn, cfg)
+    cfg = _kernel_config(gamma_pos, gamma_neg, clip, eps, alpha, focusing_grad, is_index, reduce, need_grad,
+                         return_stats, dtype)
+    return AsymmetricLossFunction.apply(logits, target, weight, gn, scale, cfg)
 
 
 def probability_stats(logits: Tensor, target: Tensor, weight: Optional[Tensor] = None) -> Tensor:

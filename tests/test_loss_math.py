@@ -221,8 +221,9 @@ def test_weights_avg_factor_and_loss_weight_behave_like_focal_loss():
         focal = FocalLoss(gamma=2.0, alpha=0.25, reduction=reduction, loss_weight=loss_weight)
         ours = AsymmetricLoss(gamma_pos=2.0, gamma_neg=2.0, clip=0.0, alpha=0.25, reduction=reduction,
                               loss_weight=loss_weight)
+        # avg_factor arrives as a float or, from FCOS/ATSS (reduce_mean of num_pos), as a 0-dim tensor.
         for w, target, override, avg in itertools.product(weights, (labels, dense), (None, 'mean', 'sum', 'none'),
-                                                          (None, 10.0, 0.0)):
+                                                          (None, 10.0, 0.0, torch.tensor(7.0))):
             red = override or reduction
             if red == 'sum' and avg is not None:
                 with pytest.raises(ValueError):
@@ -230,9 +231,14 @@ def test_weights_avg_factor_and_loss_weight_behave_like_focal_loss():
                 with pytest.raises(ValueError, match='avg_factor'):
                     ours(z, target, w, avg_factor=avg, reduction_override=override)
                 continue
-            expected = focal(z, target, w, avg_factor=avg, reduction_override=override)
-            got = ours(z, target, w, avg_factor=avg, reduction_override=override)
+            z_focal, z_ours = z.clone().requires_grad_(True), z.clone().requires_grad_(True)
+            expected = focal(z_focal, target, w, avg_factor=avg, reduction_override=override)
+            got = ours(z_ours, target, w, avg_factor=avg, reduction_override=override)
             torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-7)
+            # loss_weight / avg_factor are folded into the fused pass: the gradient must carry them too.
+            expected.sum().backward()
+            got.sum().backward()
+            torch.testing.assert_close(z_ours.grad, z_focal.grad, rtol=1e-5, atol=1e-7)
 
 
 def test_alpha_is_linear_weighting():

@@ -124,16 +124,20 @@ class AsymmetricLoss(nn.Module):
         reduce = reduction != 'none'
         probe = self.probe and self.training
         gamma_neg = self.gamma_neg_buffer if self.gamma_neg_dynamic else self.gamma_neg
+        # loss_weight and the mean's divisor are folded into the fused pass (``scale``), so that backward
+        # receives the saved gradient as is. avg_factor is a normaliser: no gradient flows into it.
+        scale = self.loss_weight
+        if reduction == 'mean':
+            if avg_factor is None:
+                scale = self.loss_weight / max(pred.numel(), 1)
+            else:
+                # As mmdet's weight_reduce_loss: eps keeps avg_factor = 0 from dividing by zero.
+                scale = self.loss_weight / (avg_factor + torch.finfo(torch.float32).eps)
         loss = asymmetric_loss(pred, target, weight, gamma_pos=self.gamma_pos, gamma_neg=gamma_neg,
                                clip=self.clip, eps=self.eps, alpha=self.alpha,
-                               focusing_grad=self.focusing_grad, reduce=reduce, return_stats=probe)
+                               focusing_grad=self.focusing_grad, reduce=reduce, return_stats=probe,
+                               scale=scale)
         if probe:
             loss, sums = loss
             self.probe_sums += sums.to(self.probe_sums)
-        if reduction == 'mean':
-            if avg_factor is None:
-                loss = loss / max(pred.numel(), 1)
-            else:
-                # As mmdet's weight_reduce_loss: eps keeps avg_factor = 0 from dividing by zero.
-                loss = loss / (avg_factor + torch.finfo(torch.float32).eps)
-        return self.loss_weight * loss
+        return loss
