@@ -85,7 +85,8 @@ def check_inputs(logits: Tensor, target: Tensor, weight: Optional[Tensor] = None
                              f'{tuple(logits.shape)}, got {tuple(target.shape)}')
         if target.dtype == torch.bool:
             raise TypeError('target (class indices) must be an integer tensor, got torch.bool')
-        if num and (bool((target < 0).any()) or bool((target > num_classes).any())):
+        low, high = torch.stack(torch.aminmax(target)).tolist() if num else (0, 0)  # one pass, one sync
+        if not 0 <= low <= high <= num_classes:
             bad = target[(target < 0) | (target > num_classes)]
             raise ValueError(f'target (class indices) must be in [0, {num_classes}] ({num_classes} = '
                              f'background), got {bad.numel()} out of range, e.g. {bad[0].item()}')
@@ -231,20 +232,22 @@ def _negative_terms(z: Tensor, gamma_neg, cfg: KernelConfig):
     return loss, grad.mul_(pm_pow), p, q
 
 
-def _times(x: Optional[Tensor], *factors):
-    """x times each factor that is not None (or 1.0); None stays None."""
+def _times(x: Optional[Tensor], *factors, inplace: bool = False):
+    """x times each factor that is not None (or 1.0); None stays None. ``inplace`` for a tensor the kernel
+    owns (eager, each out-of-place product is one more (N, C) allocation and pass)."""
     if x is None:
         return None
     for factor in factors:
         if factor is not None and not (isinstance(factor, float) and factor == 1.0):
-            x = x * factor
+            x = x.mul_(factor) if inplace else x * factor
     return x
 
 
-def _sum64(x: Tensor) -> Tensor:
-    # float64 accumulation: compiled, a float32 accumulator over ~10^7 terms was measured 5e-4 (relative)
-    # off the exact sum; the float64 one costs a conversion per element.
-    return x.sum(dtype=torch.float64)
+def _sum64(x: Tensor, cfg: KernelConfig) -> Tensor:
+    """The sum of x as float64. Compiled, the accumulator itself is float64: a float32 one was measured
+    5e-4 (relative) off the exact sum over 27M terms. Eager, torch.sum's cascade summation is accurate in
+    float32, and a float64 reduction would cost a converted copy."""
+    return x.sum(dtype=torch.float64) if cfg.fused else x.sum().to(torch.float64)
 
 
 def _loss_and_grad_kernel(z: Tensor, target: Tensor, weight: Optional[Tensor], gamma_neg: Optional[Tensor],
@@ -274,9 +277,9 @@ def _loss_and_grad_kernel(z: Tensor, target: Tensor, weight: Optional[Tensor], g
     loss = torch.lerp(_times(loss_neg, a_neg), _times(loss_pos, a_pos), y)
     grad = torch.lerp(_times(grad_neg, a_neg), _times(grad_pos, a_pos), y) if cfg.need_grad else None
     loss = _times(loss, w)
-    grad = _times(grad, w, scale)
+    grad = _times(grad, w, scale, inplace=True)
     if cfg.reduce:
-        loss = _times(_sum64(loss), scale).to(cfg.dtype)
+        loss = _times(_sum64(loss, cfg), scale).to(cfg.dtype)
     else:
         loss = _times(loss, scale)
     stats = None
@@ -285,8 +288,8 @@ def _loss_and_grad_kernel(z: Tensor, target: Tensor, weight: Optional[Tensor], g
         counted = None if w is None else (w > 0).to(z.dtype)
         counted_pos = _times(y, counted)
         counted_neg = _times(1.0 - y, counted)
-        stats = torch.stack([_sum64(counted_pos * p), _sum64(counted_pos), _sum64(counted_neg * q),
-                             _sum64(counted_neg)])
+        stats = torch.stack([_sum64(counted_pos * p, cfg), _sum64(counted_pos, cfg),
+                             _sum64(counted_neg * q, cfg), _sum64(counted_neg, cfg)])
     return loss, grad, stats
 
 
@@ -300,28 +303,29 @@ def _index_label_terms(z, target, w, loss_neg, grad_neg, p, q, gamma_pos, gamma_
     loss_pos, grad_pos = _positive_terms(z_at, gamma_pos, cfg)
     loss_neg_at, grad_neg_at, p_at, q_at = _negative_terms(z_at, gamma_neg, cfg)
     w_at = None if w is None else (w if w.shape[1] == 1 else w.gather(1, cls))
-    loss_neg = _times(loss_neg, a_neg, w)
+    loss_neg = _times(loss_neg, a_neg, w, inplace=True)
     loss_pos, loss_neg_at = _times(loss_pos, a_pos, w_at), _times(loss_neg_at, a_neg, w_at)
     if cfg.reduce:
         correction = torch.where(foreground, loss_pos - loss_neg_at, torch.zeros_like(loss_pos))
-        loss = _times(_sum64(loss_neg) + _sum64(correction), scale).to(cfg.dtype)
+        loss = _times(_sum64(loss_neg, cfg) + _sum64(correction, cfg), scale).to(cfg.dtype)
     else:
-        loss = _times(loss_neg, scale).scatter(1, cls, _times(torch.where(foreground, loss_pos, loss_neg_at), scale))
+        at = _times(torch.where(foreground, loss_pos, loss_neg_at), scale)
+        loss = _times(loss_neg, scale, inplace=True).scatter_(1, cls, at)
     grad = None
     if cfg.need_grad:
         at = torch.where(foreground, _times(grad_pos, a_pos), _times(grad_neg_at, a_neg))
-        grad = _times(grad_neg, a_neg, w, scale).scatter(1, cls, _times(at, w_at, scale))
+        grad = _times(grad_neg, a_neg, w, scale, inplace=True).scatter_(1, cls, _times(at, w_at, scale))
     stats = None
     if cfg.probe:
         q = 1.0 - p if q is None else q
         q_at = 1.0 - p_at if q_at is None else q_at
         counted = None if w is None else (w > 0).to(z.dtype)
         counted_at = foreground.to(z.dtype) if w is None else (foreground & (w_at > 0)).to(z.dtype)
-        n_pos = _sum64(counted_at)
+        n_pos = _sum64(counted_at, cfg)
         n_slots = torch.tensor(float(z.numel()), dtype=torch.float64, device=z.device) if counted is None \
-            else _sum64(counted.expand_as(z))
-        stats = torch.stack([_sum64(counted_at * p_at), n_pos, _sum64(_times(q, counted)) - _sum64(counted_at * q_at),
-                             n_slots - n_pos])
+            else _sum64(counted.expand_as(z), cfg)
+        neg_q = _sum64(_times(q, counted), cfg) - _sum64(counted_at * q_at, cfg)
+        stats = torch.stack([_sum64(counted_at * p_at, cfg), n_pos, neg_q, n_slots - n_pos])
     return loss, grad, stats
 
 
