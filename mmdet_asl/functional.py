@@ -359,14 +359,46 @@ def _as_tensor(value, like: Tensor, dtype) -> Optional[Tensor]:
     return torch.tensor(float(value), dtype=dtype, device=like.device)
 
 
+# Eager, every op is a pass over memory with a fresh (N, C) temporary; on the CPU the kernel runs over row
+# blocks of about this many elements (1 MiB in float32), so that its ~10 live temporaries stay in cache and
+# below the allocator's mmap threshold (larger ones are page-faulted in afresh at every call).
+_EAGER_BLOCK_ELEMENTS = 1 << 18
+
+
+def _eager_kernel(z, target, weight, gamma_neg, scale, cfg):
+    num, num_classes = z.shape
+    rows = max(1, _EAGER_BLOCK_ELEMENTS // num_classes)
+    if num <= rows or z.device.type != 'cpu':
+        return _loss_and_grad_kernel(z, target, weight, gamma_neg, scale, cfg)
+    # Results are written into full-size outputs block by block: peak memory stays one (N, C) gradient.
+    grad = torch.empty(num, num_classes, dtype=cfg.dtype, device=z.device) if cfg.need_grad else None
+    loss = None if cfg.reduce else torch.empty(num, num_classes, dtype=cfg.dtype, device=z.device)
+    sums, stats = [], []
+    for start in range(0, num, rows):
+        block = slice(start, start + rows)
+        block_loss, block_grad, block_stats = _loss_and_grad_kernel(
+            z[block], target[block], None if weight is None else weight[block], gamma_neg, scale, cfg)
+        if cfg.reduce:
+            sums.append(block_loss)
+        else:
+            loss[block] = block_loss
+        if cfg.need_grad:
+            grad[block] = block_grad
+        stats.append(block_stats)
+    if cfg.reduce:
+        loss = torch.stack(sums).to(torch.float64).sum().to(cfg.dtype)
+    return loss, grad, torch.stack(stats).sum(0) if cfg.probe else None
+
+
 def _run_kernel(*args):
     global _compiled_kernel, _compile_failed
     if _compile_failed or not compile_enabled():
-        return _loss_and_grad_kernel(*args)
+        return _eager_kernel(*args)
     if _compiled_kernel is None:
         # fullgraph: a graph break would hand Python floats to the resumed frames (the stale-float problem
         # below); it raises instead, and the eager kernel takes over.
-        _compiled_kernel = torch.compile(_loss_and_grad_kernel, dynamic=True, fullgraph=True, options=_INDUCTOR_OPTIONS)
+        _compiled_kernel = torch.compile(_loss_and_grad_kernel, dynamic=True, fullgraph=True,
+                                         options=_INDUCTOR_OPTIONS)
     z, target, weight, gamma_neg, scale, cfg = args
     # A value that changes between calls goes in as a 0-dim tensor, never as a Python float argument: such
     # a float was measured to be reused stale by the compiled graph after it changed (torch 2.9.1,
@@ -382,7 +414,7 @@ def _run_kernel(*args):
         _compile_failed = True
         warnings.warn(f'mmdet_asl: torch.compile failed ({type(exc).__name__}: {exc}); using the eager '
                       'kernel from now on. Set MMDET_ASL_COMPILE=0 to skip compiling.')
-        return _loss_and_grad_kernel(*args)
+        return _eager_kernel(*args)
 
 
 class AsymmetricLossFunction(torch.autograd.Function):

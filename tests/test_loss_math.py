@@ -273,3 +273,25 @@ def test_tensor_gamma_neg_equals_float(clip, mode):
         b = asymmetric_loss(z, target, gamma_pos=1.0, gamma_neg=2.5, clip=clip, reduce=True, focusing_grad=mode)
         torch.testing.assert_close(a, b)
         torch.testing.assert_close(torch.autograd.grad(a, z)[0], torch.autograd.grad(b, z)[0])
+
+
+@pytest.mark.parametrize('kind', ['index', 'dense'])
+def test_eager_row_blocks_change_nothing(kind, monkeypatch):
+    """The eager CPU kernel runs over row blocks (cache-sized); the result, gradient and probe sums must be
+    those of one pass over the whole batch, for every reduction and weight shape."""
+    from mmdet_asl import functional
+
+    z, labels, dense = random_case(n=203, c=11, seed=5)
+    target = labels if kind == 'index' else dense
+    for weight in (None, torch.rand(203), torch.rand(203, 11)):
+        for reduce in (True, False):
+            results = []
+            for block in (1 << 18, 40):  # one block; 3 rows per block, with a ragged last block
+                monkeypatch.setattr(functional, '_EAGER_BLOCK_ELEMENTS', block)
+                zz = z.clone().requires_grad_(True)
+                loss, stats = asymmetric_loss(zz, target, weight, gamma_pos=1.0, gamma_neg=3.0, clip=0.05,
+                                              reduce=reduce, return_stats=True, scale=0.3)
+                grad, = torch.autograd.grad(loss.sum(), zz)
+                results.append((loss, grad, stats))
+            for one, blocked in zip(*results):
+                torch.testing.assert_close(blocked, one, rtol=1e-6, atol=1e-9)
