@@ -1,5 +1,6 @@
 """tools/plot_loss_curves.py and tools/plot_probabilities.py compute what they claim."""
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -65,3 +66,19 @@ def test_plot_probabilities_reads_runs_and_writes_png(tmp_path):
 def test_plot_probabilities_clear_error_without_probe(tmp_path):
     with pytest.raises(FileNotFoundError, match='ProbabilityGapHook'):
         plot_probabilities.read_curves(str(tmp_path))
+
+
+def test_benchmark_loss_runs_and_prints_every_row():
+    """tools/benchmark_loss.py (a benchmark, not a timing test): a tiny eager run must print the table with
+    every comparison row, and ours within the memory bound."""
+    env = dict(os.environ, MMDET_ASL_COMPILE='0')
+    out = subprocess.run([sys.executable, str(ROOT / 'tools' / 'benchmark_loss.py'), '--sizes', '300x7',
+                          '--repeats', '1', '--warmup', '1', '--devices', 'cpu', '--skip', 'compiled'],
+                         capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    rows = {line.split('|')[1].strip(): line for line in out.stdout.splitlines() if line.startswith('| ')}
+    for name in ('ASL fused, eager (ours)', 'ASL plain autograd', 'MMPretrain AsymmetricLoss', 'MMDet FocalLoss',
+                 'torchvision sigmoid_focal_loss'):
+        assert name in rows, out.stdout
+    ours_memory = float(rows['ASL fused, eager (ours)'].rstrip(' |').split('|')[-1])
+    assert ours_memory <= 2.0, rows['ASL fused, eager (ours)']  # the issue's bound: two N x C tensors

@@ -16,7 +16,8 @@ Rows:
 ASL rows use gamma+ = 0, gamma- = 4, m = 0.05 (the paper's classification setting); focal rows gamma = 2,
 alpha = 0.25. All reduce to a scalar (mean), then backward.
 
-Time: median of ``--repeats`` runs after ``--warmup`` runs. Memory: peak bytes allocated during forward +
+Time: median of ``--repeats`` runs after ``--warmup`` runs; the repeats are interleaved across rows (one
+step of each row per round). Memory: peak bytes allocated during forward +
 backward above what was allocated before (inputs excluded, the returned gradient included), from the
 CUDA allocator on GPU and from the PyTorch profiler's allocation events on CPU. The one-time cost of
 torch.compile (first call minus a steady call) is reported separately.
@@ -98,30 +99,36 @@ def peak_extra_bytes(fn, z, labels, dense, device):
     return peak
 
 
-def bench(fn, z, labels, dense, device, warmup, repeats):
+def timed_step(fn, z, labels, dense, device):
     synchronize(device)
     t0 = time.perf_counter()
     step(fn, z, labels, dense)
     synchronize(device)
-    first = time.perf_counter() - t0
-    for _ in range(max(warmup - 1, 0)):
-        step(fn, z, labels, dense)
-    times = []
+    return time.perf_counter() - t0
+
+
+def bench(rows, z, labels, dense, device, warmup, repeats):
+    """{name: (median time, first-call time, peak extra bytes)}. The timed repeats are interleaved, one
+    step of every row per round, so that a slow stretch of a shared machine (or the compiler's worker
+    processes winding down) weighs on every row alike rather than on whichever row it overlaps."""
+    first = {}
+    for name, fn in rows:
+        first[name] = timed_step(fn, z, labels, dense, device)
+        for _ in range(max(warmup - 1, 0)):
+            step(fn, z, labels, dense)
+    times = {name: [] for name, _ in rows}
     for _ in range(repeats):
-        synchronize(device)
-        t0 = time.perf_counter()
-        step(fn, z, labels, dense)
-        synchronize(device)
-        times.append(time.perf_counter() - t0)
-    median = statistics.median(times)
-    return median, first, peak_extra_bytes(fn, z, labels, dense, device)
+        for name, fn in rows:
+            times[name].append(timed_step(fn, z, labels, dense, device))
+    return {name: (statistics.median(times[name]), first[name], peak_extra_bytes(fn, z, labels, dense, device))
+            for name, fn in rows}
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--sizes', nargs='+', default=['40000x80', '340000x80', '100000x1000'])
     parser.add_argument('--devices', nargs='+', default=None)
-    parser.add_argument('--repeats', type=int, default=5)
+    parser.add_argument('--repeats', type=int, default=7)
     parser.add_argument('--warmup', type=int, default=2)
     parser.add_argument('--skip', nargs='*', default=[], help='substrings of row names to skip')
     args = parser.parse_args()
@@ -146,8 +153,8 @@ def main():
             print('| loss | fwd+bwd (ms) | first call (s) | peak extra memory (MiB) | memory / (N x C fp32) |')
             print('|---|---:|---:|---:|---:|')
             results = {}
-            for name, fn in rows:
-                median, first, peak = bench(fn, z, labels, dense, device, args.warmup, args.repeats)
+            for name, (median, first, peak) in bench(rows, z, labels, dense, device, args.warmup,
+                                                     args.repeats).items():
                 results[name] = median
                 print(f'| {name} | {median * 1e3:.1f} | {first:.1f} | {peak / 2**20:.1f} | '
                       f'{peak / (n * c * 4):.2f} |', flush=True)
