@@ -38,7 +38,7 @@ if ! "$VENV/bin/python" -c "import mmcv.ops" 2>/dev/null; then
     find_links=(--find-links "$WHEELHOUSE")
     echo "[setup_env] looking for a prebuilt mmcv in $WHEELHOUSE"
   else
-    echo "[setup_env] no wheelhouse at $WHEELHOUSE: mmcv 2.1.0 builds from source (~15 min on 2 cores)"
+    echo "[setup_env] no wheelhouse at $WHEELHOUSE: mmcv 2.1.0 builds from source (measured 20 min on 2 cores)"
   fi
   # --no-cache-dir: pip would otherwise silently reuse a wheel it built earlier against another torch.
   MMCV_WITH_OPS=1 MAX_JOBS="${MAX_JOBS:-2}" "${PIP[@]}" install --no-cache-dir --no-build-isolation \
