@@ -21,6 +21,7 @@ without a copy when the loss's scale (loss_weight / avg_factor) was folded in. T
 ``torch.compile`` when it is available (one fused loop) and falls back to the same code run eagerly
 otherwise (over cache-sized row blocks on the CPU); the two differ only in how they reach float64 p.
 """
+import functools
 import math
 import os
 import warnings
@@ -234,6 +235,11 @@ def _negative_terms(z: Tensor, gamma_neg, cfg: KernelConfig):
     return loss, grad.mul_(pm_pow), p, q
 
 
+def _alpha_factors(cfg: KernelConfig) -> Tuple[float, float]:
+    """(a_pos, a_neg): the static weighting alpha, 1 - alpha, or (1, 1) without it."""
+    return (1.0, 1.0) if cfg.alpha is None else (cfg.alpha, 1.0 - cfg.alpha)
+
+
 def _times(x: Optional[Tensor], *factors, inplace: bool = False):
     """x times each factor that is not None (or 1.0); None stays None. ``inplace`` for a tensor the kernel
     owns (eager, each out-of-place product is one more (N, C) allocation and pass)."""
@@ -268,7 +274,7 @@ def _loss_and_grad_kernel(z: Tensor, target: Tensor, weight: Optional[Tensor], g
     z = z.to(cfg.dtype)
     gamma_pos = cfg.gamma_pos
     gamma_neg = cfg.gamma_neg if cfg.gamma_neg is not None else gamma_neg
-    a_pos, a_neg = (1.0, 1.0) if cfg.alpha is None else (cfg.alpha, 1.0 - cfg.alpha)
+    a_pos, a_neg = _alpha_factors(cfg)
     w = None if weight is None else weight.to(z.dtype)
     loss_neg, grad_neg, p, q = _negative_terms(z, gamma_neg, cfg)
     if cfg.is_index:
@@ -297,7 +303,7 @@ def _loss_and_grad_kernel(z: Tensor, target: Tensor, weight: Optional[Tensor], g
 
 def _index_label_terms(z, target, w, loss_neg, grad_neg, p, q, gamma_pos, gamma_neg, scale, cfg: KernelConfig):
     """The index-label half of ``_loss_and_grad_kernel`` (same return values)."""
-    a_pos, a_neg = (1.0, 1.0) if cfg.alpha is None else (cfg.alpha, 1.0 - cfg.alpha)
+    a_pos, a_neg = _alpha_factors(cfg)
     num_classes = z.shape[1]
     foreground = (target < num_classes).unsqueeze(1)     # background (= C) rows: all negative, as in FocalLoss
     cls = torch.clamp(target, max=num_classes - 1).unsqueeze(1)
@@ -392,6 +398,7 @@ def _eager_kernel(z, target, weight, gamma_neg, scale, cfg):
     return loss, grad, torch.stack(stats).sum(0) if cfg.probe else None
 
 
+@functools.lru_cache(maxsize=None)
 def _dynamo_settings() -> dict:
     """Dynamo settings for the kernel's compilation, limited to the knobs this torch has (older releases
     specialise floats anyway, and call the recompile limit ``cache_size_limit``). 64 recompiles: one per
