@@ -44,7 +44,7 @@ def _formula_float64(z, y, gp, gn, m, eps=1e-8):
     return -(y * l_pos + (1 - y) * l_neg)
 
 
-@pytest.mark.parametrize('gp,gn,m', [(0.0, 4.0, 0.05), (1.0, 7.0, 0.2), (1.0, 2.0, 0.0)])
+@pytest.mark.parametrize('gp,gn,m', [(0.0, 4.0, 0.05), (1.0, 7.0, 0.2), (1.0, 2.0, 0.0), (2.0, 4.0, 0.0)])
 def test_compiled_values_and_gradient_match_float64_formula(compiled, gp, gn, m):
     """The compiled kernel has its own float64 formulation of p_m (one exp); it must meet the same 1e-6
     as the eager one, on [-20, 20] and right at the kink p = m, where float32 p - m would cancel."""
