@@ -177,14 +177,15 @@ def _sigmoid_parts(z: Tensor, cfg: KernelConfig, need_log_p: bool) -> _SigmoidPa
     """The probabilities and logarithms both halves of Eq. 7 share, computed once.
 
     Compiled (cfg.fused), the parts share one exponential and one log1p: separate sigmoid/logsigmoid calls
-    cost one exponential each, which inductor does not merge (measured: 16.7 ms with three against 13.3
-    with one, loss and gradient at (40 000, 80)). Eager, every op is a pass over memory, so the single-op
-    sigmoid and logsigmoid are cheaper.
+    cost one exponential each, which inductor does not merge (tools/benchmark_kernel_variants.py measured
+    the loop 12.2 ms with three against 8.4 with one). Eager, every op is a pass over memory, so the
+    single-op sigmoid and logsigmoid are cheaper.
     """
     if cfg.clip > 0:
         # In float32, p - m cancels near the margin, and p_m^g- multiplies p_m's relative error by g-:
         # p is computed in float64 and rounded once, p_m from the float64 p (1e-6 relative agreement with
-        # the float64 formula down to the kink; float32 sigmoid was measured 1e-5 off).
+        # the float64 formula down to the kink; float32 p was measured 6.6e-6 off, see
+        # tools/benchmark_kernel_variants.py).
         if cfg.fused:
             t = torch.exp(-torch.clamp(z.to(torch.float64), min=-700.0))   # exp(-z)
             p_wide = 1.0 / (1.0 + t)
@@ -204,9 +205,9 @@ def _sigmoid_parts(z: Tensor, cfg: KernelConfig, need_log_p: bool) -> _SigmoidPa
         # One exponential t = exp(-z) serves all four. p = 1/(1 + t) in this form, and q = t/(1 + t) for
         # z >= 0 (q <= 1/2) or 1 - p for z < 0 (q > 1/2: no cancellation); exp(-|z|) is t or 1/t, and
         # log p = min(z, 0) - log1p(exp(-|z|)), log q = -max(z, 0) - log1p(exp(-|z|)). Where t overflows
-        # (z < -88), p = 0, q = 1 and exp(-|z|) = 0 exactly. Measured against the float64 formula at
-        # gamma = 4: 7.1e-7 (relative) for the negative term, against 9.9e-7 for the shorter
-        # p = exp(-|z|)/(1 + exp(-|z|)).
+        # (z < -88), p = 0, q = 1 and exp(-|z|) = 0 exactly. Against the float64 formula at gamma = 4 the
+        # negative term measured 6.6e-7 (relative), and 9.9e-7 with the shorter p = exp(-|z|)/(1 + exp(-|z|))
+        # (tools/benchmark_kernel_variants.py).
         t = torch.exp(-z)
         p = 1.0 / (1.0 + t)
         nonneg = z >= 0
