@@ -116,3 +116,35 @@ def test_backward_hands_over_the_saved_gradient(flag, monkeypatch):
     scaled_outside = functional.asymmetric_loss(z, labels, reduce=True) * 0.25
     grad_outside, = torch.autograd.grad(scaled_outside, z)
     torch.testing.assert_close(once, grad_outside, rtol=1e-6, atol=1e-12)
+
+
+def test_compiler_failure_falls_back_to_eager_with_a_warning(monkeypatch):
+    """Where torch.compile is unavailable (no C++ compiler, an unsupported platform), the first call warns,
+    the eager kernel gives the same loss and gradient, and the non-finite check, which the compiled pass
+    does in-kernel, still raises."""
+    def broken_compile(fn, **kwargs):
+        def run(*args):
+            raise RuntimeError('no C++ compiler here')
+        return run
+
+    monkeypatch.setenv('MMDET_ASL_COMPILE', '1')
+    monkeypatch.setattr(functional, '_compiled_kernel', None)
+    monkeypatch.setattr(functional, '_compile_failed', False)
+    monkeypatch.setattr(torch, 'compile', broken_compile)
+    torch.manual_seed(3)
+    z = (torch.randn(700, 9) * 4).requires_grad_(True)
+    labels = torch.randint(0, 10, (700, ))
+    with pytest.warns(UserWarning, match='torch.compile failed'):
+        loss = functional.asymmetric_loss(z, labels, gamma_pos=1.0, gamma_neg=2.0, clip=0.05, reduce=True)
+    assert functional._compile_failed
+    grad, = torch.autograd.grad(loss, z)
+    y = torch.nn.functional.one_hot(labels, 10)[:, :9]
+    z64 = z.detach().double().requires_grad_(True)
+    ref = _formula_float64(z64, y, 1.0, 2.0, 0.05).sum()
+    ref_grad, = torch.autograd.grad(ref, z64)
+    torch.testing.assert_close(loss.double(), ref.detach(), rtol=1e-6, atol=0)
+    torch.testing.assert_close(grad.double(), ref_grad, rtol=1e-5, atol=1e-9)
+    bad = z.detach().clone()
+    bad[3, 4] = float('nan')
+    with pytest.raises(ValueError, match='1 non-finite'):
+        functional.asymmetric_loss(bad, labels, reduce=True)
