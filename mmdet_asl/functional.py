@@ -219,6 +219,23 @@ def _sigmoid_parts(z: Tensor, cfg: KernelConfig, need_log_p: bool) -> _SigmoidPa
                          F.logsigmoid(-z), None)
 
 
+def _pow(x: Tensor, exponent) -> Tensor:
+    """x ** exponent; a whole-number float exponent up to 16 (the usual gammas: 1, 2, 4) by repeated
+    squaring. Eager, aten's pow calls powf per element for exponents other than 2 and 3 (measured: 13.5 of
+    87 ms of an eager step at (40 000, 80) with gamma- = 4); compiled, inductor emits the same products.
+    The result may be ``x`` itself (exponent 1): callers do not modify it in place."""
+    if isinstance(exponent, float) and exponent.is_integer() and 0 <= exponent <= 16:
+        power, result = int(exponent), None
+        while power:
+            if power & 1:
+                result = x if result is None else result * x
+            power >>= 1
+            if power:
+                x = x * x
+        return torch.ones_like(x) if result is None else result
+    return torch.pow(x, exponent)
+
+
 def _positive_terms(parts: _SigmoidParts, gamma_pos, cfg: KernelConfig):
     """-L+ (Eq. 7) and its derivative, element-wise, for the slots treated as positives.
 
@@ -229,11 +246,11 @@ def _positive_terms(parts: _SigmoidParts, gamma_pos, cfg: KernelConfig):
     """
     q = parts.q
     log_p = torch.clamp(parts.log_p, min=cfg.log_eps)
-    q_pow = torch.pow(q, gamma_pos)
+    q_pow = _pow(q, gamma_pos)
     loss = -(q_pow * log_p)
     if not cfg.need_grad:
         return loss, None
-    grad = torch.where(parts.log_p > cfg.log_eps, q, torch.zeros_like(q))
+    grad = q * (parts.log_p > cfg.log_eps)           # a product with the mask: eager, 4x faster than where
     if cfg.full_grad:
         grad = grad - (parts.p * log_p).mul_(gamma_pos)
     return loss, grad.mul_(q_pow).neg_()
@@ -253,7 +270,7 @@ def _negative_terms(parts: _SigmoidParts, gamma_neg, cfg: KernelConfig):
         log_1m_pm = torch.log1p(-p_m)                                  # 1 - p_m >= m: no cancellation
         if math.log(clip) < cfg.log_eps:
             log_1m_pm = torch.clamp(log_1m_pm, min=cfg.log_eps)
-        pm_pow = torch.pow(p_m, gamma_neg)
+        pm_pow = _pow(p_m, gamma_neg)
         loss = -(pm_pow * log_1m_pm)
         if not cfg.need_grad:
             return loss, None
@@ -261,20 +278,20 @@ def _negative_terms(parts: _SigmoidParts, gamma_neg, cfg: KernelConfig):
         # d/dz = pm_pow * [pq/(1 - p_m) - g- pq log(1 - p_m)/p_m], 1 - p_m = q + m exactly
         grad = pq / (q + clip)
         if math.log(clip) < cfg.log_eps:
-            grad = torch.where(log_1m_pm > cfg.log_eps, grad, torch.zeros_like(grad))
+            grad = grad.mul_(log_1m_pm > cfg.log_eps)
         if cfg.full_grad:
             # log(1 - p_m)/p_m -> -1 as p_m -> 0; the clamp only guards p_m == 0 (masked below)
             grad = grad.sub_((log_1m_pm / torch.clamp(p_m, min=1e-30) * pq).mul_(gamma_neg))
-        grad = torch.where(p_m > 0, grad.mul_(pm_pow), torch.zeros_like(grad))
+        grad = grad.mul_(pm_pow).mul_(p_m > 0)      # every factor is finite: the product with 0 is 0
         return loss, grad
     # m = 0: p_m = p, 1 - p_m = q, log(1 - p) = logsigmoid(-z) (exact), floored at log(eps).
     log_q = torch.clamp(parts.log_q, min=cfg.log_eps)
-    pm_pow = torch.pow(p, gamma_neg)
+    pm_pow = _pow(p, gamma_neg)
     loss = -(pm_pow * log_q)
     if not cfg.need_grad:
         return loss, None
     # pq/(1 - p_m) = p and pq/p_m = q: d/dz = p^g- [p - g- q log q]
-    grad = torch.where(parts.log_q > cfg.log_eps, p, torch.zeros_like(p))
+    grad = p * (parts.log_q > cfg.log_eps)
     if cfg.full_grad:
         grad = grad - (q * log_q).mul_(gamma_neg)  # gamma_neg: a float or the adaptive 0-dim tensor
     return loss, grad.mul_(pm_pow)

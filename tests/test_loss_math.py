@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from mmdet_asl import functional
 from mmdet_asl.functional import asymmetric_loss, asymmetric_loss_reference
 
 MODES = ('full', 'detached')
@@ -295,3 +296,16 @@ def test_eager_row_blocks_change_nothing(kind, monkeypatch):
                 results.append((loss, grad, stats))
             for one, blocked in zip(*results):
                 torch.testing.assert_close(blocked, one, rtol=1e-6, atol=1e-9)
+
+
+def test_whole_number_gammas_use_products_that_match_pow():
+    """The kernel raises to whole-number gammas by repeated squaring (eager aten.pow calls powf per
+    element); the products must agree with pow to a few float32 rounding steps, and other exponents
+    (and a tensor gamma) must go through pow itself."""
+    x = torch.rand(10_000, dtype=torch.float32) * 0.99 + 0.01   # x^16 stays a normal float32
+    for gamma in (0.0, 1.0, 2.0, 3.0, 4.0, 7.0, 16.0):
+        got = functional._pow(x, gamma)
+        torch.testing.assert_close(got.double(), x.double() ** gamma, rtol=float(gamma + 1) * 1.2e-7, atol=0)
+    assert torch.equal(functional._pow(x, 0.0), torch.ones_like(x))
+    assert torch.equal(functional._pow(x, 2.5), torch.pow(x, 2.5))
+    assert torch.equal(functional._pow(x, torch.tensor(3.0)), torch.pow(x, torch.tensor(3.0)))
