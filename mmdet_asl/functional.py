@@ -19,7 +19,8 @@ analytic gradient (Eq. 8 for negatives and its positive-label counterpart) in on
 graph of intermediates: it saves one (N, C) tensor, the element-wise gradient, which backward hands over
 without a copy when the loss's scale (loss_weight / avg_factor) was folded in. The kernel runs through
 ``torch.compile`` when it is available (one fused loop) and falls back to the same code run eagerly
-otherwise (over cache-sized row blocks on the CPU); the two differ only in how they reach float64 p.
+otherwise (over cache-sized row blocks on the CPU); the two differ only in how they compute the sigmoid
+parts (see ``_sigmoid_parts``: shared exponentials when fused, single-op sigmoids when eager).
 """
 import functools
 import math
@@ -250,7 +251,7 @@ def _positive_terms(parts: _SigmoidParts, gamma_pos, cfg: KernelConfig):
     loss = -(q_pow * log_p)
     if not cfg.need_grad:
         return loss, None
-    grad = q * (parts.log_p > cfg.log_eps)           # a product with the mask: eager, 4x faster than where
+    grad = q * (parts.log_p > cfg.log_eps)           # q is finite: the product with the mask zeroes it
     if cfg.full_grad:
         grad = grad - (parts.p * log_p).mul_(gamma_pos)
     return loss, grad.mul_(q_pow).neg_()
@@ -372,7 +373,7 @@ def _loss_and_grad_terms(z: Tensor, target: Tensor, weight: Optional[Tensor], ga
 
 
 def _index_label_terms(z, target, w, loss_neg, grad_neg, parts, gamma_pos, gamma_neg, scale, cfg: KernelConfig):
-    """The index-label half of ``_loss_and_grad_kernel`` (same return values)."""
+    """The index-label half of ``_loss_and_grad_terms`` (same return values)."""
     a_pos, a_neg = _alpha_factors(cfg)
     num_classes = z.shape[1]
     foreground = (target < num_classes).unsqueeze(1)     # background (= C) rows: all negative, as in FocalLoss

@@ -280,8 +280,6 @@ def test_tensor_gamma_neg_equals_float(clip, mode):
 def test_eager_row_blocks_change_nothing(kind, monkeypatch):
     """The eager CPU kernel runs over row blocks (cache-sized); the result, gradient and probe sums must be
     those of one pass over the whole batch, for every reduction and weight shape."""
-    from mmdet_asl import functional
-
     z, labels, dense = random_case(n=203, c=11, seed=5)
     target = labels if kind == 'index' else dense
     for weight in (None, torch.rand(203), torch.rand(203, 11)):
