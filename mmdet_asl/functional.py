@@ -179,7 +179,7 @@ def _sigmoid_parts(z: Tensor, cfg: KernelConfig, need_log_p: bool) -> _SigmoidPa
 
     Compiled (cfg.fused), the parts share one exponential and one log1p: separate sigmoid/logsigmoid calls
     cost one exponential each, which inductor does not merge (tools/benchmark_kernel_variants.py measured
-    the loop 12.2 ms with three against 8.4 with one). Eager, every op is a pass over memory, so the
+    the loop 13.0 ms with three against 8.9 with one). Eager, every op is a pass over memory, so the
     single-op sigmoid and logsigmoid are cheaper.
     """
     if cfg.clip > 0:

@@ -1,11 +1,13 @@
 """Benchmark: formulations of the negative term's fused loop, time against accuracy.
 
 Why the kernel in ``mmdet_asl/functional.py`` computes p the way it does. Each variant is the dense loop of
-the negative term (loss summed in float64, element-wise gradient with the focusing weight differentiated,
-Eq. 8), written in torch ops and compiled by inductor with the kernel's own options, on the same
-(N, C) logits. Accuracy is the largest relative error of the element-wise loss against a float64
-transcription of Eq. 7 at gamma- = 4, over 8M logits in [-20, 20] (where the loss exceeds 1e-12, the
-tests' absolute tolerance) plus 1M logits within 1e-3 of the kink p = m.
+the negative term: the kernel's own ``_negative_terms`` (loss summed in float64, element-wise gradient with
+the focusing weight differentiated, Eq. 8), compiled by inductor with the kernel's own options, on the same
+(N, C) logits. The variants differ only in how the sigmoid parts (p, 1 - p, log(1 - p)) are formed; the
+rows marked "ours" take them from the kernel's ``_sigmoid_parts``. Accuracy is the largest relative error
+of the element-wise loss against a float64 transcription of Eq. 7 at gamma- = 4, over 8M logits in
+[-20, 20] (where the loss exceeds 1e-12, the tests' absolute tolerance) plus 1M logits within 1e-3 of the
+kink p = m.
 
     python tools/benchmark_kernel_variants.py                     # (40 000, 80), 30 interleaved repeats
 
@@ -29,57 +31,37 @@ import torch.nn.functional as F
 from mmdet_asl import functional
 
 GAMMA = 4.0
-LOG_EPS = math.log(1e-8)
 
 
-def margin_parts(z, m, wide):
-    """(p, q, p_m) for m > 0."""
-    if wide:
-        t = torch.exp(-torch.clamp(z.to(torch.float64), min=-700.0))
-        p_wide = 1.0 / (1.0 + t)
-        return p_wide.float(), (t * p_wide).float(), torch.clamp(p_wide - m, min=0.0).float()
-    t = torch.exp(-z)
-    p = 1.0 / (1.0 + t)
-    return p, t * p, torch.clamp(p - m, min=0.0)
-
-
-def margin_loop(m, wide, z, elementwise=False):
-    p, q, p_m = margin_parts(z, m, wide)
-    log_1m_pm = torch.log1p(-p_m)
-    weight = p_m ** GAMMA
-    loss = -(weight * log_1m_pm)
-    pq = p * q
-    grad = pq / (q + m) - (log_1m_pm / torch.clamp(p_m, min=1e-30) * pq) * GAMMA
-    if elementwise:
-        return loss
-    return torch.where(p_m > 0, grad * weight, 0.0), loss.sum(dtype=torch.float64)
-
-
-def plain_parts(z, variant):
-    """(p, q, log q) for m = 0."""
-    if variant == 'three':
-        return torch.sigmoid(z), torch.sigmoid(-z), F.logsigmoid(-z)
+def _sigmoid_parts(variant, m, z):
+    """The sigmoid parts of one formulation; 'ours' is the kernel's own ``_sigmoid_parts``."""
     if variant == 'ours':
+        return functional._sigmoid_parts(z, kernel_config(m), need_log_p=False)
+    if variant == 'float32 p':                                   # m > 0: p_m = p - m in float32
         t = torch.exp(-z)
         p = 1.0 / (1.0 + t)
-        nonneg = z >= 0
-        softplus = torch.log1p(torch.where(nonneg, t, 1.0 / t))
-        return p, torch.where(nonneg, t / (1.0 + t), 1.0 - p), -torch.clamp(z, min=0.0) - softplus
-    e = torch.exp(-torch.abs(z))
+        return functional._SigmoidParts(p, t * p, None, None, p)
+    if variant == 'three':                                       # m = 0: separate sigmoid calls
+        return functional._SigmoidParts(torch.sigmoid(z), torch.sigmoid(-z), None, F.logsigmoid(-z), None)
+    e = torch.exp(-torch.abs(z))                                 # m = 0: p = e/(1 + e), e = exp(-|z|)
     s = 1.0 / (1.0 + e)
     nonneg = z >= 0
-    return (torch.where(nonneg, s, e * s), torch.where(nonneg, e * s, s),
-            -torch.clamp(z, min=0.0) - torch.log1p(e))
+    return functional._SigmoidParts(torch.where(nonneg, s, e * s), torch.where(nonneg, e * s, s), None,
+                                    -torch.clamp(z, min=0.0) - torch.log1p(e), None)
 
 
-def plain_loop(variant, z, elementwise=False):
-    p, q, log_q_raw = plain_parts(z, variant)
-    log_q = torch.clamp(log_q_raw, min=LOG_EPS)
-    weight = p ** GAMMA
-    loss = -(weight * log_q)
+def kernel_config(m):
+    """The compiled kernel's configuration for the negative term at gamma- = GAMMA and margin m."""
+    return functional._kernel_config(0.0, GAMMA, m, 1e-8, None, 'full', False, True, True, False,
+                                     torch.float32)._replace(fused=True)
+
+
+def negative_loop(variant, m, z, elementwise=False):
+    """The kernel's own ``_negative_terms`` on the variant's sigmoid parts: what the fused loop writes
+    (gradient and float64 sum), or the element-wise loss for the accuracy column."""
+    loss, grad = functional._negative_terms(_sigmoid_parts(variant, m, z), GAMMA, kernel_config(m))
     if elementwise:
         return loss
-    grad = (torch.where(log_q_raw > LOG_EPS, p, 0.0) - (q * log_q) * GAMMA) * weight
     return grad, loss.sum(dtype=torch.float64)
 
 
@@ -107,16 +89,16 @@ def main():
     def compiled(fn):
         return torch.compile(fn, dynamic=True, options=functional._INDUCTOR_OPTIONS)
 
-    variants = [('m = 0.05: p from float64 (ours)', 0.05, margin_loop, True),
-                ('m = 0.05: p in float32', 0.05, margin_loop, False),
-                ('m = 0: three exponentials', 0.0, plain_loop, 'three'),
-                ('m = 0: one exponential (ours)', 0.0, plain_loop, 'ours'),
-                ('m = 0: one exponential, e/(1+e)', 0.0, plain_loop, 'short')]
+    variants = [('m = 0.05: p from float64 (ours)', 0.05, 'ours'),
+                ('m = 0.05: p in float32', 0.05, 'float32 p'),
+                ('m = 0: three exponentials', 0.0, 'three'),
+                ('m = 0: one exponential (ours)', 0.0, 'ours'),
+                ('m = 0: one exponential, e/(1+e)', 0.0, 'short')]
     # The timed loop writes what the kernel writes (the gradient and the sum); the element-wise loss for
     # the accuracy column comes from a separate compilation.
-    rows = [(name, m, compiled(functools.partial(loop, *extra, arg)),
-             compiled(functools.partial(loop, *extra, arg, elementwise=True)))
-            for name, m, loop, arg in variants for extra in [(m, ) if loop is margin_loop else ()]]
+    rows = [(name, m, compiled(functools.partial(negative_loop, variant, m)),
+             compiled(functools.partial(negative_loop, variant, m, elementwise=True)))
+            for name, m, variant in variants]
     z = torch.randn(n, c, generator=torch.Generator().manual_seed(0)) * 3 - 4
     for _, _, fn, _ in rows:
         for _ in range(3):
