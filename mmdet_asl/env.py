@@ -3,7 +3,9 @@
 Prints the versions of the stack and whether mmcv's compiled ops load. Exits non-zero with a message
 that says what to do when they don't (mmcv built without ops, or built against another torch).
 """
+import argparse
 import importlib
+import importlib.metadata
 import sys
 
 PACKAGES = ('torch', 'torchvision', 'mmengine', 'mmcv', 'mmdet', 'mmpretrain', 'timm', 'pycocotools',
@@ -23,7 +25,13 @@ def package_version(name):
         module = importlib.import_module(name)
     except Exception as exc:  # noqa: BLE001 -- any import failure is reported, not raised
         return None, f'missing ({type(exc).__name__}: {exc})'
-    return module, getattr(module, '__version__', 'unknown')
+    version = getattr(module, '__version__', None)
+    if version is None:  # e.g. pycocotools has no __version__; its distribution metadata does
+        try:
+            version = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            version = 'unknown'
+    return module, version
 
 
 def check_mmcv_ops():
@@ -42,6 +50,11 @@ def check_mmcv_ops():
 
 
 def main(argv=None):
+    """Print the stack's versions and check mmcv's ops; returns the exit status (0 when all is well)."""
+    argparse.ArgumentParser(
+        description='Print the versions of the mmdet-asl stack and check that mmcv\'s compiled ops run; '
+                    'exits non-zero, saying how to fix it, when a package is missing or the ops fail.'
+    ).parse_args(argv)
     ok = True
     for name in PACKAGES:
         module, version = package_version(name)

@@ -81,12 +81,12 @@ def test_benchmark_loss_runs_and_prints_every_row():
                  'torchvision sigmoid_focal_loss'):
         assert name in rows, out.stdout
     ours_memory = float(rows['ASL fused, eager (ours)'].rstrip(' |').split('|')[-1])
-    assert ours_memory <= 2.0, rows['ASL fused, eager (ours)']  # the issue's bound: two N x C tensors
+    assert ours_memory <= 2.0, rows['ASL fused, eager (ours)']  # the memory bound: two N x C tensors
 
 
 def test_benchmark_kernel_variants_accuracy_column():
     """tools/benchmark_kernel_variants.py backs the README's reason for the float64 p: its accuracy column
-    must show ours within the issue's 1e-6 and p in float32 outside it (tiny timing run)."""
+    must show ours within 1e-6 and p in float32 outside it (tiny timing run)."""
     out = subprocess.run([sys.executable, str(ROOT / 'tools' / 'benchmark_kernel_variants.py'), '--size', '64x8',
                           '--repeats', '1'], capture_output=True, text=True, cwd=ROOT, timeout=900)
     assert out.returncode == 0, out.stderr[-2000:]

@@ -7,12 +7,13 @@ import pytest
 import torch
 from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
+from mmengine.structures import InstanceData
 
-import mmdet_asl  # noqa: F401
 from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
 from mmdet.utils import register_all_modules
-from mmengine.structures import InstanceData
+
+import mmdet_asl  # noqa: F401
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = sorted(glob.glob(osp.join(ROOT, 'configs', '*.py')) + glob.glob(osp.join(ROOT, 'configs', 'swap', '*.py'))

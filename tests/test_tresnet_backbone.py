@@ -7,8 +7,9 @@ import timm
 import torch
 from torch.nn.modules.batchnorm import _BatchNorm
 
-import mmdet_asl  # noqa: F401
 from mmdet.registry import MODELS
+
+import mmdet_asl  # noqa: F401
 from mmdet_asl.models.backbones import TResNet, convert_tresnet_state_dict
 
 SMALL = dict(layers=[1, 1, 1, 1], width_factor=0.25)

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Create .venv in the repository and install the pinned OpenMMLab stack plus mmdet-asl (editable, with [dev]).
+# Create .venv in the repository and install the pinned OpenMMLab stack plus mmdet-asl (editable, with [dev])
+# and the linter.
 # Idempotent: when the pins and pyproject are unchanged and the stack imports, a second run exits in seconds.
 #
 #   bash tools/setup_env.sh            # uses ../shared/wheelhouse for mmcv when it holds a fitting wheel
@@ -16,6 +17,7 @@ STAMP="$VENV/.mmdet_asl_setup"
 want="$(cat "$PINS" "$ROOT/pyproject.toml" | sha256sum | cut -d' ' -f1)"
 
 if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$want" ]] \
+   && [[ -x "$VENV/bin/ruff" ]] \
    && "$VENV/bin/python" -c "import mmdet_asl, mmdet, mmpretrain, timm, mmcv.ops" 2>/dev/null; then
   echo "[setup_env] .venv is up to date ($VENV)"
   exit 0
@@ -38,15 +40,15 @@ if ! "$VENV/bin/python" -c "import mmcv.ops" 2>/dev/null; then
     find_links=(--find-links "$WHEELHOUSE")
     echo "[setup_env] looking for a prebuilt mmcv in $WHEELHOUSE"
   else
-    echo "[setup_env] no wheelhouse at $WHEELHOUSE: mmcv 2.1.0 builds from source (measured 20 min on 2 cores)"
+    echo "[setup_env] no wheelhouse at $WHEELHOUSE: mmcv 2.1.0 builds from source (slow: see docs/installation.md)"
   fi
-  # --no-cache-dir: pip would otherwise silently reuse a wheel it built earlier against another torch.
+  # --no-cache-dir: pip would otherwise silently reuse a cached wheel built against another torch.
   MMCV_WITH_OPS=1 MAX_JOBS="${MAX_JOBS:-2}" "${PIP[@]}" install --no-cache-dir --no-build-isolation \
     "${find_links[@]}" -c "$PINS" mmcv
   echo "[setup_env] mmcv installed ($((SECONDS - t0)) s)"
 fi
 
-"${PIP[@]}" install -q -c "$PINS" -e "$ROOT[dev]"
+"${PIP[@]}" install -q -c "$PINS" -e "$ROOT[dev]" ruff
 "$VENV/bin/python" tools/check_env.py
 echo "$want" > "$STAMP"
 echo "[setup_env] done in $((SECONDS - t0)) s: activate with 'source .venv/bin/activate'"
