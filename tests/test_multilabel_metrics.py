@@ -88,8 +88,8 @@ def test_evaluator_keys_and_values():
     evaluator = Evaluator(metrics=dict(type='mmpretrain.ASLMultiLabelMetric', thr=0.5, topk=3))
     evaluator.process(samples)
     res = evaluator.evaluate(len(samples))
-    names = ('mAP', 'CP', 'CR', 'CF1', 'OP', 'OR', 'OF1')
-    expected = {f'multi-label/{k}' for k in names} | {f'multi-label/{k}_top3' for k in names[1:]}
+    names = ('mAP', 'mAP_macro', 'mAP_micro', 'CP', 'CR', 'CF1', 'OP', 'OR', 'OF1')
+    expected = {f'multi-label/{k}' for k in names} | {f'multi-label/{k}_top3' for k in names[3:]}
     assert set(res) == expected
     assert res['multi-label/CF1'] == pytest.approx(65.625, abs=1e-3)
     # gt_label indices work too (the data preprocessor may leave only gt_label)
@@ -118,3 +118,36 @@ def test_bad_arguments():
         ASLMultiLabelMetric(topk=0)
     with pytest.raises(ValueError, match='must both be'):
         multilabel_metrics(PRED, TARGET[:, :3])
+
+
+def test_macro_and_micro_map_by_hand():
+    pred = torch.tensor([[0.9, 0.2], [0.6, 0.7], [0.3, 0.4]])
+    target = torch.tensor([[1, 0], [0, 1], [1, 0]])
+    res = multilabel_metrics(pred, target, topk=None)
+    # macro: class 0 ranks .9(+) .6 .3(+) -> (1 + 2/3)/2; class 1 ranks .7(+) first -> 1; mean 11/12
+    assert res['mAP'] == res['mAP_macro'] == pytest.approx(1100 / 12, abs=1e-3)
+    # micro: all 6 pairs pooled .9(+) .7(+) .6 .4 .3(+) .2 -> (1/1 + 2/2 + 3/5)/3
+    assert res['mAP_micro'] == pytest.approx(260 / 3, abs=1e-3)
+    ignored = target.clone()
+    ignored[1, 0] = -1  # the pair scored .6 leaves the pooled ranking: (1 + 1 + 3/4)/3
+    assert multilabel_metrics(pred, ignored, topk=None)['mAP_micro'] == pytest.approx(275 / 3, abs=1e-3)
+
+
+@pytest.mark.parametrize('bad', [float('nan'), float('inf'), float('-inf')])
+def test_non_finite_scores_raise(bad):
+    pred = torch.tensor([[bad, 0.2], [0.3, 0.4]])
+    with pytest.raises(ValueError, match=r'1 of 4 scores are not finite.*\(0, 0\)'):
+        multilabel_metrics(pred, torch.tensor([[1, 0], [0, 1]]))
+    metric = ASLMultiLabelMetric()
+    metric.process(None, [dict(pred_score=torch.full((2, ), bad), gt_score=torch.tensor([1., 0.]))] +
+                   [dict(pred_score=torch.tensor([0.3, 0.4]), gt_score=torch.tensor([0., 1.]))])
+    with pytest.raises(ValueError, match=r'2 of 4 scores are not finite .*in 1 of 2 images'):
+        metric.compute_metrics(metric.results)
+
+
+@pytest.mark.parametrize('thr', [float('nan'), -0.1, 1.5, 'half', None])
+def test_threshold_outside_unit_interval_is_rejected(thr):
+    with pytest.raises(ValueError, match='thr must be a number in'):
+        ASLMultiLabelMetric(thr=thr)
+    with pytest.raises(ValueError, match='thr must be a number in'):
+        multilabel_metrics(PRED, TARGET, thr=thr)

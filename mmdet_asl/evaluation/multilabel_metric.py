@@ -1,5 +1,5 @@
-"""The paper's multi-label metrics in one MMPretrain metric: mAP, CP, CR, CF1, OP, OR, OF1, at a threshold
-and for the top-k (k = 3) scores.
+"""The paper's multi-label metrics in one MMPretrain metric: mAP (macro and micro), CP, CR, CF1, OP, OR, OF1,
+at a threshold and for the top-k (k = 3) scores.
 
 Definitions (per class c: TP_c true positives, P_c predicted positives, G_c ground-truth positives):
 
@@ -7,7 +7,11 @@ Definitions (per class c: TP_c true positives, P_c predicted positives, G_c grou
   G_c (MMPretrain's ``_average_precision``, the same as the official ASL ``helper_functions.mAP`` without ties).
   mAP = mean of AP_c over the classes with G_c > 0 (``ap_no_positive='skip'``, default; the number of skipped
   classes is logged), or over all classes with AP_c = 0 for the others (``'zero'``: the official ASL helper
-  and MMPretrain's ``AveragePrecision``).
+  and MMPretrain's ``AveragePrecision``). ``mAP`` is the *macro* average; ``mAP_macro`` repeats it under
+  its explicit name.
+* mAP_micro: one AP over all (image, class) pairs pooled into a single ranking (the positives are the pairs
+  with target 1; pairs of classes without positives take part as negatives). It weights each label slot
+  equally, so frequent classes count more; the paper's Open Images table reports both averages.
 * CP = mean_c TP_c / max(P_c, 1), CR = mean_c TP_c / max(G_c, 1) (MMPretrain's macro precision / recall,
   averaged over the same classes as mAP), CF1 = 2 CP CR / (CP + CR). Note: CF1 is the harmonic mean of CP
   and CR (ML-GCN's and the ASL paper's definition), *not* the mean of per-class F1 that MMPretrain's
@@ -18,7 +22,8 @@ Definitions (per class c: TP_c true positives, P_c predicted positives, G_c grou
   must also reach ``thr``; with ``False`` all k are predicted (MMPretrain's ``topk``).
 * Targets of -1 (VOC difficult, Open Images untagged with ``untagged='ignore'``) are ignored everywhere.
 
-All values are percentages.
+All values are percentages. Scores must be finite (a NaN or inf score raises ``ValueError`` naming how many
+there are and where: a diverged model must not rank first), and ``thr`` must lie in [0, 1].
 """
 from typing import List, Optional, Sequence
 
@@ -30,7 +35,28 @@ from mmpretrain.evaluation.metrics.multi_label import MultiLabelMetric, _average
 from mmpretrain.registry import METRICS
 from mmpretrain.structures import label_to_onehot
 
-METRIC_NAMES = ('mAP', 'CP', 'CR', 'CF1', 'OP', 'OR', 'OF1')
+METRIC_NAMES = ('mAP', 'mAP_macro', 'mAP_micro', 'CP', 'CR', 'CF1', 'OP', 'OR', 'OF1')
+
+
+def check_threshold(thr) -> float:
+    """Return ``thr`` as a float, or raise ``ValueError`` unless it is a number in [0, 1]."""
+    try:
+        value = float(thr)
+    except (TypeError, ValueError):
+        raise ValueError(f'thr must be a number in [0, 1], got {thr!r}') from None
+    if not 0.0 <= value <= 1.0:  # also false for NaN
+        raise ValueError(f'thr must be a number in [0, 1], got {thr!r}')
+    return value
+
+
+def check_finite_scores(pred: torch.Tensor) -> None:
+    """Raise ``ValueError`` naming the count and the first (image, class) positions of non-finite scores."""
+    bad = ~torch.isfinite(pred)
+    if bad.any():
+        where = [tuple(int(i) for i in idx) for idx in torch.nonzero(bad)[:5]]
+        raise ValueError(f'{int(bad.sum())} of {pred.numel()} scores are not finite (NaN or inf), in '
+                         f'{int(bad.any(1).sum())} of {pred.shape[0]} images; first (image, class) positions: '
+                         f'{where}. A diverged model cannot be ranked: check the training loss.')
 
 
 def _f1(p: float, r: float) -> float:
@@ -42,15 +68,19 @@ def multilabel_metrics(pred: torch.Tensor, target: torch.Tensor, thr: float = 0.
     """Compute the metrics of the module docstring from (N, C) scores and (N, C) targets in {1, 0, -1}."""
     if ap_no_positive not in ('skip', 'zero'):
         raise ValueError(f"ap_no_positive must be 'skip' or 'zero', got {ap_no_positive!r}")
+    thr = check_threshold(thr)
     pred = torch.as_tensor(pred).float()
     target = torch.as_tensor(target).float()
     if pred.dim() != 2 or pred.shape != target.shape:
         raise ValueError(f'pred and target must both be (N, C), got {tuple(pred.shape)} and {tuple(target.shape)}')
+    check_finite_scores(pred)
     num_classes = pred.shape[1]
     has_pos = (target == 1).sum(0) > 0
     classes = has_pos if ap_no_positive == 'skip' else torch.ones_like(has_pos)
     ap = torch.stack([_average_precision(pred[:, k], target[:, k]) for k in range(num_classes)]) * 100.0
-    results = dict(mAP=ap[classes].mean().item() if classes.any() else 0.0)
+    macro = ap[classes].mean().item() if classes.any() else 0.0
+    micro = _average_precision(pred.flatten(), target.flatten()).item() * 100.0 if has_pos.any() else 0.0
+    results = dict(mAP=macro, mAP_macro=macro, mAP_micro=micro)
 
     def thresholded(scores, suffix, **kw):
         # MultiLabelMetric.calculate modifies its (long) inputs in place for -1 targets: pass copies.
@@ -76,10 +106,13 @@ def multilabel_metrics(pred: torch.Tensor, target: torch.Tensor, thr: float = 0.
 
 @METRICS.register_module()
 class ASLMultiLabelMetric(BaseMetric):
-    """mAP, CP, CR, CF1, OP, OR, OF1 at ``thr`` and for the top-``topk`` scores (see the module docstring).
+    """mAP (macro, micro), CP, CR, CF1, OP, OR, OF1 at ``thr`` and for the top-``topk`` scores.
+
+    Definitions in the module docstring: ``mAP`` = ``mAP_macro`` = mean of the per-class APs;
+    ``mAP_micro`` = AP over all (image, class) pairs pooled.
 
     Args:
-        thr (float): score threshold. Default 0.5.
+        thr (float): score threshold in [0, 1]. Default 0.5.
         topk (int, optional): k of the top-k metrics; None to skip them. Default 3.
         topk_with_thr (bool): top-k labels must also reach ``thr`` (ML-GCN convention). Default True.
         ap_no_positive (str): 'skip' (default) or 'zero', for classes without positives.
@@ -94,7 +127,7 @@ class ASLMultiLabelMetric(BaseMetric):
             raise ValueError(f"ap_no_positive must be 'skip' or 'zero', got {ap_no_positive!r}")
         if topk is not None and int(topk) < 1:
             raise ValueError(f'topk must be None or >= 1, got {topk}')
-        self.thr = float(thr)
+        self.thr = check_threshold(thr)
         self.topk = topk
         self.topk_with_thr = topk_with_thr
         self.ap_no_positive = ap_no_positive
