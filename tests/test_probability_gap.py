@@ -1,247 +1,196 @@
-"""Probability-gap probe (Eq. 9-10) and adaptive asymmetry (Eq. 11): values, direction, bounds, logging,
-resume and DDP agreement."""
-import json
+"""Probability-gap probe (Eq. 9-10) and the adaptive asymmetry controller (Eq. 11): hand-computed values,
+direction, bounds, smoothing, warm-up, state, and the hook's argument checks at build time."""
 import math
-import os
-import socket
 
 import pytest
 import torch
-from mmengine.hooks import Hook
-from mmengine.model import BaseModel
-from mmengine.runner import Runner
-from torch.utils.data import Dataset
+from mmengine.registry import HOOKS
 
 import mmdet_asl  # noqa: F401
-from mmdet_asl.engine import ProbabilityGapHook, adaptive_gamma_update
-from mmdet_asl.functional import probability_gap, probability_stats
+from mmdet_asl.engine import AsymmetryController, adaptive_gamma_update, probability_gap_from_sums
+from mmdet_asl.engine.asymmetry_controller import check_adaptive_cfg
 from mmdet_asl.models import AsymmetricLoss
 
+from probe_paths import kernel_path  # noqa: F401  (fixture: the eager and the compiled kernel)
 
-# ----------------------------------------------------------------------------------------------- probe
-def test_probe_equals_hand_computation():
-    # p = sigmoid(z) of a 2 x 3 example; index labels with 3 = background
-    p = torch.tensor([[0.9, 0.2, 0.4], [0.3, 0.6, 0.1]], dtype=torch.float64)
-    z = torch.logit(p)
-    labels = torch.tensor([0, 3])  # sample 0 is class 0, sample 1 is background
-    # positives: p[0, 0] = 0.9 -> p_t+ = 0.9
-    # negatives: 1 - p over the other 5 slots: 0.8, 0.6, 0.7, 0.4, 0.9 -> p_t- = 3.4 / 5 = 0.68
-    pt_pos, pt_neg, gap = probability_gap(probability_stats(z, labels))
-    assert pt_pos == pytest.approx(0.9) and pt_neg == pytest.approx(0.68) and gap == pytest.approx(0.22)
-    # the same from the loss's fused pass (float32 logits), and weight 0 removes a slot
-    loss = AsymmetricLoss(probe=True)
-    loss(z.float(), labels)
-    assert loss.probability_gap() == pytest.approx((0.9, 0.68, 0.22), abs=1e-6)
+# p = sigmoid(z) of a 3 x 3 example
+P = torch.tensor([[0.9, 0.2, 0.4],
+                  [0.3, 0.6, 0.1],
+                  [0.7, 0.5, 0.8]], dtype=torch.float64)
+LABELS = torch.tensor([0, 3, 2])  # index labels, 3 = background
+# weight 0 on a negative (0, 2), a negative (1, 1) and the positive (2, 2)
+WEIGHT = torch.tensor([[1., 1., 0.],
+                       [1., 0., 1.],
+                       [1., 1., 0.]])
+
+
+def probe(loss, z, target, weight=None):
     loss.pop_probe_sums()
-    weight = torch.tensor([[1., 1., 1.], [1., 0., 1.]])  # drop the slot with p = 0.6 (1 - p = 0.4)
-    loss(z.float(), labels, weight=weight)
-    assert loss.probability_gap() == pytest.approx((0.9, 3.0 / 4, 0.9 - 0.75), abs=1e-6)
-    # soft targets: y = 0.5 counts half positive, half negative
-    soft = torch.tensor([[0.5, 0., 0.], [0., 0., 0.]], dtype=torch.float64)
-    pt_pos, pt_neg, _ = probability_gap(probability_stats(z, soft))
-    assert pt_pos == pytest.approx(0.9)
-    assert pt_neg == pytest.approx((0.5 * 0.1 + 0.8 + 0.6 + 0.7 + 0.4 + 0.9) / 5.5)
+    loss(z, target, weight=weight)
+    return tuple(float(v) for v in probability_gap_from_sums(loss.pop_probe_sums()))
+
+
+def test_probe_index_labels_by_hand(kernel_path):
+    loss = AsymmetricLoss(probe=True)
+    z = torch.logit(P).float()
+    # positives: (0, 0) p = .9 and (2, 2) p = .8 -> p_t+ = .85
+    # negatives, 1 - p: .8 .6 | .7 .4 .9 | .3 .5 -> 4.2 / 7 = .6
+    assert probe(loss, z, LABELS) == pytest.approx((0.85, 0.6, 0.25), abs=1e-6)
+    # weight 0 leaves out (0, 2) (1 - p = .6), (1, 1) (.4) and the positive (2, 2):
+    # p_t+ = .9; negatives .8 | .7 .9 | .3 .5 -> 3.2 / 5 = .64
+    assert probe(loss, z, LABELS, WEIGHT) == pytest.approx((0.9, 0.64, 0.26), abs=1e-6)
+    # a per-sample weight (N,) with a zero drops the whole row 2 (its positive .8 and negatives .3 .5):
+    # p_t+ = .9; negatives .8 .6 | .7 .4 .9 -> 3.4 / 5 = .68
+    assert probe(loss, z, LABELS, torch.tensor([1., 2., 0.])) == pytest.approx((0.9, 0.68, 0.22), abs=1e-6)
+
+
+def test_probe_dense_targets_by_hand(kernel_path):
+    loss = AsymmetricLoss(probe=True)
+    z = torch.logit(P).float()
+    dense = torch.tensor([[1., 0., 1.],
+                          [0., 0., 0.],
+                          [0., 1., 0.]])
+    # positives: .9, .4, .5 -> 1.8 / 3 = .6; negatives 1 - p: .8 | .7 .4 .9 | .3 .2 -> 3.3 / 6 = .55
+    assert probe(loss, z, dense) == pytest.approx((0.6, 0.55, 0.05), abs=1e-6)
+    # weight 0 drops the positive (0, 2) (.4) and the negatives (1, 1) (.4) and (2, 2) (.2):
+    # p_t+ = (.9 + .5) / 2 = .7; negatives .8 | .7 .9 | .3 -> 2.7 / 4 = .675
+    assert probe(loss, z, dense, WEIGHT) == pytest.approx((0.7, 0.675, 0.025), abs=1e-6)
+    # soft target .5 at (1, 0) (p = .3): half a positive (.5 * .3) and half a negative (.5 * .7)
+    soft = dense.clone()
+    soft[1, 0] = 0.5
+    pos = (0.9 + 0.4 + 0.5 + 0.5 * 0.3) / 3.5
+    neg = (0.8 + 0.5 * 0.7 + 0.4 + 0.9 + 0.3 + 0.2) / 5.5
+    assert probe(loss, z, soft) == pytest.approx((pos, neg, pos - neg), abs=1e-6)
 
 
 def test_probe_only_in_training_and_sums_accumulate():
     loss = AsymmetricLoss(probe=True)
-    z, labels = torch.randn(4, 3), torch.tensor([0, 1, 3, 2])
-    loss(z, labels)
-    loss(z, labels)
-    once = probability_stats(z, labels)
-    torch.testing.assert_close(loss.probe_sums, 2 * once, rtol=1e-6, atol=1e-6)
+    z = torch.logit(P).float()
+    loss(z, LABELS)
+    loss(z, LABELS)
     sums = loss.pop_probe_sums()
-    assert sums[1] == 6 and loss.probe_sums.abs().sum() == 0
+    torch.testing.assert_close(sums, torch.tensor([3.4, 4., 8.4, 14.], dtype=sums.dtype), rtol=1e-6, atol=1e-6)
+    assert loss.pop_probe_sums().abs().sum() == 0
     loss.eval()
-    loss(z, labels)
-    assert loss.probe_sums.abs().sum() == 0
+    loss(z, LABELS)
+    assert loss.pop_probe_sums().abs().sum() == 0
 
 
-def test_no_positives_gives_nan_gap():
-    _, _, gap = probability_gap(probability_stats(torch.randn(3, 2), torch.tensor([2, 2, 2])))
-    assert math.isnan(gap)
+def test_gap_of_sums_is_nan_without_a_side():
+    pt_pos, pt_neg, gap = probability_gap_from_sums(torch.tensor([[0., 0., 3., 4.], [1., 2., 0., 0.]]))
+    assert math.isnan(pt_pos[0]) and pt_neg[0] == 0.75 and math.isnan(gap[0])
+    assert pt_pos[1] == 0.5 and math.isnan(pt_neg[1]) and math.isnan(gap[1])
 
 
 # ------------------------------------------------------------------------------------------ controller
-def test_controller_direction_and_bounds():
-    # Delta p below the target (negatives too confident relative to positives, as CE): raise gamma-
+def test_scalar_update_direction_and_bounds():
+    # Delta p below the target (negatives too confident relative to positives, as with CE): raise gamma-
     assert adaptive_gamma_update(2.0, gap=-0.2, target=0.1, lam=1.0, gamma_min=0, gamma_max=10) == \
         pytest.approx(2.3)
-    # above the target: lower gamma-
     assert adaptive_gamma_update(2.0, gap=0.3, target=0.1, lam=1.0, gamma_min=0, gamma_max=10) == \
         pytest.approx(1.8)
-    # bounds
     assert adaptive_gamma_update(9.9, gap=-1.0, target=0.3, lam=1.0, gamma_min=0, gamma_max=10) == 10
     assert adaptive_gamma_update(0.1, gap=1.0, target=0.0, lam=1.0, gamma_min=0.0, gamma_max=10) == 0.0
-    # no measurement, no move
     assert adaptive_gamma_update(3.0, gap=float('nan'), target=0.1, lam=1.0, gamma_min=0, gamma_max=10) == 3.0
 
 
-def test_hook_rejects_bad_config_and_models_without_asl():
-    with pytest.raises(ValueError, match='target'):
-        ProbabilityGapHook(adaptive=dict(lam=0.1))
-    with pytest.raises(ValueError, match='unknown'):
-        ProbabilityGapHook(adaptive=dict(target=0.1, lamda=0.1))
-    with pytest.raises(ValueError, match='gamma_min'):
-        ProbabilityGapHook(adaptive=dict(target=0.1, gamma_min=5, gamma_max=1))
-
-    class Runnerish:
-        model = torch.nn.Linear(2, 2)
-
-    with pytest.raises(RuntimeError, match='no mmdet_asl AsymmetricLoss'):
-        ProbabilityGapHook().before_train(Runnerish())
+def sums_of(pt_pos, n_pos, pt_neg, n_neg):
+    return torch.tensor([pt_pos * n_pos, n_pos, pt_neg * n_neg, n_neg], dtype=torch.float64)
 
 
-def test_gamma_neg_buffer_is_in_state_dict():
-    loss = AsymmetricLoss(gamma_neg=4.0)
-    loss.gamma_neg = 2.5
-    state = loss.state_dict()
-    assert float(state['gamma_neg_buffer']) == 2.5 and 'probe_sums' not in state
-    fresh = AsymmetricLoss(gamma_neg=4.0)
-    fresh.load_state_dict(state)
-    assert fresh.gamma_neg == 2.5
-    with pytest.raises(ValueError, match='gamma_neg'):
-        loss.gamma_neg = -1.0
+def test_controller_gamma_and_margin_move_together_in_the_direction_that_raises_the_gap():
+    cfg = check_adaptive_cfg(dict(target=0.1, lam=1.0, clip_lam=0.1, adapt=('gamma_neg', 'clip'),
+                                  clip_max=0.5))
+    c = AsymmetryController(cfg, gamma_neg=2.0, clip=0.05)
+    c.update(sums_of(0.5, 10, 0.9, 100), iteration=0)  # Delta p = -0.4: shortfall 0.5
+    assert float(c.gamma_neg) == pytest.approx(2.5) and float(c.clip) == pytest.approx(0.1)
+    c.update(sums_of(0.9, 10, 0.5, 100), iteration=1)  # Delta p = 0.4: excess 0.3
+    assert float(c.gamma_neg) == pytest.approx(2.2) and float(c.clip) == pytest.approx(0.07)
+    for it in range(2, 40):  # bounds
+        c.update(sums_of(0.1, 10, 0.99, 100), iteration=it)
+    assert float(c.gamma_neg) == 10.0 and float(c.clip) == 0.5
 
 
-# ------------------------------------------------------------------------ a toy MMEngine training setup
-NUM_FEATURES, NUM_CLASSES = 8, 5
+def test_controller_warmup_and_minimum_count_rule():
+    cfg = check_adaptive_cfg(dict(target=0.0, lam=1.0, warmup_iters=2, min_positives=5))
+    c = AsymmetryController(cfg, gamma_neg=4.0, clip=0.05)
+    for it in range(2):  # warm-up: nothing moves, nothing is pooled
+        assert not c.update(sums_of(0.9, 10, 0.1, 10), iteration=it)
+    assert float(c.gamma_neg) == 4.0 and c.pending.abs().sum() == 0
+    assert not c.update(sums_of(0.2, 3, 0.6, 10), iteration=2)  # 3 positives < 5: pooled, no update
+    assert float(c.gamma_neg) == 4.0
+    assert c.update(sums_of(0.6, 2, 0.2, 10), iteration=3)  # pooled: p_t+ = (.6 + 1.2)/5 = .36, p_t- = .4
+    assert float(c.gamma_neg) == pytest.approx(4.0 + 0.04) and c.pending.abs().sum() == 0
 
 
-class ToyMultiLabel(BaseModel):
-    """A linear multi-label classifier trained with our AsymmetricLoss."""
-
-    def __init__(self, gamma_neg=2.0):
-        super().__init__()
-        torch.manual_seed(0)
-        self.fc = torch.nn.Linear(NUM_FEATURES, NUM_CLASSES)
-        self.loss_cls = AsymmetricLoss(gamma_pos=0.0, gamma_neg=gamma_neg, clip=0.05)
-
-    def forward(self, inputs, labels=None, mode='tensor'):
-        logits = self.fc(inputs)
-        if mode == 'loss':
-            return dict(loss=self.loss_cls(logits, labels))
-        return logits
-
-
-class ToyData(Dataset):
-    """Deterministic features and sparse multi-labels; ``seed`` makes each rank's data its own."""
-
-    def __init__(self, seed=0, size=64):
-        g = torch.Generator().manual_seed(seed)
-        self.x = torch.randn(size, NUM_FEATURES, generator=g)
-        w = torch.randn(NUM_FEATURES, NUM_CLASSES, generator=g)
-        self.y = ((self.x @ w) > 1.5).float()
-
-    def __len__(self):
-        return len(self.x)
-
-    def __getitem__(self, i):
-        return dict(inputs=self.x[i], labels=self.y[i])
+def test_controller_per_class_with_per_class_targets():
+    cfg = check_adaptive_cfg(dict(target=[0.0, 0.2, 0.1], per_class=True, lam=1.0, min_positives=4))
+    c = AsymmetryController(cfg, gamma_neg=3.0, clip=0.05)
+    sums = torch.stack([sums_of(0.5, 4, 0.5, 10),     # class 0: Delta p 0 = target: stays
+                        sums_of(0.5, 8, 0.6, 10),     # class 1: Delta p -.1, target .2: +.3
+                        sums_of(0.9, 1, 0.1, 10)])    # class 2: one positive, below the count: pooled
+    assert c.update(sums, iteration=0).tolist() == [True, True, False]
+    torch.testing.assert_close(c.gamma_neg, torch.tensor([3.0, 3.3, 3.0], dtype=torch.float64))
+    assert c.pending[2].tolist() == pytest.approx([0.9, 1, 1, 10]) and c.pending[:2].abs().sum() == 0
+    with pytest.raises(ValueError, match='per-class probe sums'):
+        c.update(sums_of(0.5, 4, 0.5, 10), iteration=1)
+    with pytest.raises(ValueError, match='4 classes, the adaptive state 3'):
+        c.update(torch.zeros(4, 4, dtype=torch.float64), iteration=1)
 
 
-class RecordHook(Hook):
-    """After each iteration, record gamma- (after the adaptive update) and the rank-local Delta p."""
-    priority = 'ABOVE_NORMAL'  # the local sums are read before ProbabilityGapHook pops them
-
-    def __init__(self):
-        self.gammas, self.local_gaps = [], []
-
-    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
-        model = runner.model.module if hasattr(runner.model, 'module') else runner.model
-        self.local_gaps.append(model.loss_cls.probability_gap()[2])
-
-    def after_train(self, runner):
-        pass
+def test_controller_state_round_trip():
+    cfg = check_adaptive_cfg(dict(target=0.1, per_class=True, lam=0.5))
+    c = AsymmetryController(cfg, gamma_neg=3.0, clip=0.05)
+    c.update(torch.stack([sums_of(0.5, 20, 0.7, 9), sums_of(0.5, 2, 0.7, 9)]), iteration=0)
+    restored = AsymmetryController(cfg, gamma_neg=7.0, clip=0.0)
+    restored.load_state_dict(c.state_dict())
+    for key in ('gamma_neg', 'clip', 'pending'):
+        assert torch.equal(getattr(restored, key), getattr(c, key)), key
+    with pytest.raises(ValueError, match='per_class'):
+        AsymmetryController(check_adaptive_cfg(dict(target=0.1)), 1.0, 0.0).load_state_dict(c.state_dict())
 
 
-class GammaAfterHook(Hook):
-    priority = 'LOW'  # after ProbabilityGapHook
-
-    def __init__(self, store):
-        self.store = store
-
-    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
-        model = runner.model.module if hasattr(runner.model, 'module') else runner.model
-        self.store.append(model.loss_cls.gamma_neg)
-
-
-def make_runner(work_dir, max_iters, dataset, gammas, resume_from=None, **kwargs):
-    record = RecordHook()
-    runner = Runner(
-        model=ToyMultiLabel(),
-        work_dir=str(work_dir),
-        train_dataloader=dict(dataset=dataset, sampler=dict(type='DefaultSampler', shuffle=False),
-                              batch_size=8, num_workers=0, collate_fn=dict(type='default_collate')),
-        train_cfg=dict(by_epoch=False, max_iters=max_iters),
-        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.5)),
-        default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=3, by_epoch=False),
-                           logger=dict(type='LoggerHook', interval=1)),
-        custom_hooks=[dict(type='ProbabilityGapHook', adaptive=dict(target=0.3, lam=0.5, gamma_max=6.0)),
-                      record, GammaAfterHook(gammas)],
-        load_from=resume_from, resume=resume_from is not None,
-        default_scope='mmdet', env_cfg=dict(dist_cfg=dict(backend='gloo')), **kwargs)
-    return runner, record
-
-
-def test_hook_logs_probe_and_adapts_gamma(tmp_path):
-    gammas = []
-    runner, _ = make_runner(tmp_path, 4, ToyData(), gammas)
-    runner.train()
-    hub = runner.message_hub
-    for key in ('train/asl_pt_pos', 'train/asl_pt_neg', 'train/asl_dp', 'train/asl_gamma_neg'):
-        assert key in hub.log_scalars, key
-    assert len(gammas) == 4 and gammas[-1] != 2.0
-    assert hub.get_scalar('train/asl_gamma_neg').current() == pytest.approx(gammas[-1])
-    # the JSON scalars file gets them too
-    scalars = list(tmp_path.glob('*/vis_data/scalars.json'))
-    assert scalars, 'LocalVisBackend wrote no scalars.json'
-    lines = [json.loads(line) for line in scalars[0].read_text().splitlines()]
-    assert all('asl_dp' in line and 'asl_gamma_neg' in line for line in lines if 'loss' in line)
+# ------------------------------------------------------------------------------- arguments at build
+@pytest.mark.parametrize('adaptive,error,match', [
+    (dict(lam=0.1), ValueError, 'target'),
+    (dict(target=0.1, lamda=0.1), ValueError, 'unknown'),
+    (dict(target=0.1, warmup_iters='10'), TypeError, r'adaptive\.warmup_iters must be an integer'),
+    (dict(target=0.1, warmup_iters=-1), ValueError, r'adaptive\.warmup_iters'),
+    (dict(target=0.1, gamma_max=float('inf')), ValueError, r'adaptive\.gamma_max must be finite'),
+    (dict(target=0.1, gamma_min=5, gamma_max=1), ValueError, r'adaptive\.gamma_max must be >= 5'),
+    (dict(target=0.1, gamma_min=-1), ValueError, r'adaptive\.gamma_min'),
+    (dict(target=float('nan')), ValueError, r'adaptive\.target must be finite'),
+    (dict(target=1.5), ValueError, r'adaptive\.target must be <= 1'),
+    (dict(target='0.1'), TypeError, r'adaptive\.target must be a real number'),
+    (dict(target=0.1, lam=0), ValueError, r'adaptive\.lam must be > 0'),
+    (dict(target=0.1, lam=True), TypeError, r'adaptive\.lam'),
+    (dict(target=[0.1, 0.2]), ValueError, 'per_class=True'),
+    (dict(target=[0.1, 'x'], per_class=True), TypeError, r'adaptive\.target\[1\]'),
+    (dict(target=0.1, per_class='yes'), TypeError, r'adaptive\.per_class'),
+    (dict(target=0.1, min_positives=0), ValueError, r'adaptive\.min_positives'),
+    (dict(target=0.1, adapt=('gamma_pos', )), ValueError, r'adaptive\.adapt'),
+    (dict(target=0.1, clip_max=1.0), ValueError, r'adaptive\.clip_max must be < 1'),
+    (dict(target=0.1, clip_lam=float('inf')), ValueError, r'adaptive\.clip_lam'),
+    (dict(target=0.1, init='resume'), ValueError, r'adaptive\.init'),
+])
+def test_hook_rejects_bad_adaptive_settings_at_build(adaptive, error, match):
+    with pytest.raises(error, match=match):
+        HOOKS.build(dict(type='ProbabilityGapHook', adaptive=adaptive))
 
 
-def test_resume_reproduces_gamma_trajectory(tmp_path):
-    full, resumed = [], []
-    runner, _ = make_runner(tmp_path / 'full', 6, ToyData(), full)
-    runner.train()
-    assert len(set(full)) > 3, f'gamma- barely moved: {full}'
-    checkpoint = tmp_path / 'full' / 'iter_3.pth'
-    assert checkpoint.exists()
-    runner, _ = make_runner(tmp_path / 'resumed', 6, ToyData(), resumed, resume_from=str(checkpoint))
-    runner.train()
-    assert resumed == full[3:], (full, resumed)  # exactly, not approximately
+@pytest.mark.parametrize('kwargs,match', [
+    (dict(adaptive=[0.1]), 'adaptive must be a dict'),
+    (dict(prefix=3), 'prefix'),
+    (dict(losses='loss_cls'), 'losses'),
+    (dict(per_class_interval=0), 'per_class_interval'),
+])
+def test_hook_rejects_bad_arguments_at_build(kwargs, match):
+    with pytest.raises((TypeError, ValueError), match=match):
+        HOOKS.build(dict(type='ProbabilityGapHook', **kwargs))
 
 
-# ------------------------------------------------------------------------------------------------ DDP
-def _ddp_worker(rank, world_size, port, out_dir):
-    os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port), RANK=str(rank),
-                      WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank))
-    torch.distributed.init_process_group('gloo', rank=rank, world_size=world_size)
-    gammas = []
-    # every rank its own data; DefaultSampler also gives every rank its own indices
-    runner, record = make_runner(os.path.join(out_dir, f'rank{rank}'), 5, ToyData(seed=100 + rank), gammas,
-                                 launcher='pytorch',
-                                 cfg=dict(model_wrapper_cfg=dict(type='MMDistributedDataParallel',
-                                                                 device_ids=None)))
-    runner.train()
-    with open(os.path.join(out_dir, f'rank{rank}.json'), 'w') as f:
-        json.dump(dict(gammas=gammas, local_gaps=record.local_gaps, wrapper=type(runner.model).__name__), f)
-    torch.distributed.destroy_process_group()
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
-def test_ddp_two_ranks_agree_on_gamma(tmp_path):
-    import torch.multiprocessing as mp
-    mp.spawn(_ddp_worker, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
-    r0 = json.loads((tmp_path / 'rank0.json').read_text())
-    r1 = json.loads((tmp_path / 'rank1.json').read_text())
-    assert len(r0['gammas']) == 5
-    assert r0['wrapper'] == 'MMDistributedDataParallel'  # real DDP (gloo), gradients synchronised
-    assert r0['local_gaps'] != r1['local_gaps'], 'ranks saw the same data: the test would prove nothing'
-    assert r0['gammas'] == r1['gammas']
-    assert len(set(r0['gammas'])) > 2
+def test_hook_fills_defaults():
+    hook = HOOKS.build(dict(type='ProbabilityGapHook', adaptive=dict(target=0.1, adapt='clip')))
+    assert hook.adaptive['adapt'] == ('clip', ) and hook.adaptive['min_positives'] == 1
+    assert HOOKS.build(dict(type='ProbabilityGapHook', adaptive=dict(target=0.1, per_class=True))) \
+        .adaptive['min_positives'] == 10

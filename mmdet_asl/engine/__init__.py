@@ -1,3 +1,4 @@
-from .probability_gap_hook import ProbabilityGapHook, adaptive_gamma_update
+from .asymmetry_controller import AsymmetryController, adaptive_gamma_update, probability_gap_from_sums
+from .probability_gap_hook import ProbabilityGapHook
 
-__all__ = ['ProbabilityGapHook', 'adaptive_gamma_update']
+__all__ = ['AsymmetryController', 'ProbabilityGapHook', 'adaptive_gamma_update', 'probability_gap_from_sums']

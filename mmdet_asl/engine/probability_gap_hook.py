@@ -2,33 +2,37 @@
 
 Add to any MMDetection or MMPretrain config whose model uses our ``AsymmetricLoss``::
 
-    custom_hooks = [dict(type='ProbabilityGapHook')]                        # probe only
-    custom_hooks = [dict(type='ProbabilityGapHook',
-                         adaptive=dict(target=0.1, lam=0.01, gamma_min=0., gamma_max=10.,
-                                       warmup_iters=0))]                    # + adaptive gamma-
+    custom_hooks = [dict(type='ProbabilityGapHook')]                                    # probe only
+    custom_hooks = [dict(type='ProbabilityGapHook', adaptive=dict(target=0.1, lam=0.01))]  # + global gamma-
+    custom_hooks = [dict(type='ProbabilityGapHook',                                     # per class, + margin
+                         adaptive=dict(target=0.1, per_class=True, adapt=('gamma_neg', 'clip')))]
 
 Every training iteration it logs ``asl_pt_pos`` (p_t+, the mean p over positive label slots),
 ``asl_pt_neg`` (p_t-, the mean 1 - p over negative slots) and ``asl_dp`` (Delta p = p_t+ - p_t-) through
-MMEngine's message hub, so the text log, the JSON scalars and TensorBoard (when configured) all get them;
-with ``adaptive`` also ``asl_gamma_neg``.
+MMEngine's message hub (text log, ``scalars.json``, TensorBoard when configured); with ``adaptive`` also
+``asl_gamma_neg`` and/or ``asl_clip`` (their mean over classes in per-class mode, whose full vectors go to
+``<log_dir>/probability_gap_per_class.jsonl``). With several ASL losses in the model, each one's scalars
+carry its module name: ``asl_dp/bbox_head.loss_cls``.
 
 Design:
-  * The statistics come from the loss's own forward (``AsymmetricLoss(probe=True)`` returns the sums
-    from the same fused pass): no second forward pass. For detection heads the positive slots are the
-    foreground label slots (label == class), everything else (background points included) is negative;
-    slots with weight 0 (ignored anchors) are left out.
-  * Under DDP the four sums (not means) are all-reduced, so Delta p is the global one and every rank
-    computes the same update; gamma- is then broadcast from rank 0 as well, so the ranks cannot drift.
-  * gamma- lives in the loss's ``gamma_neg_buffer``: it is part of the model's state dict, so checkpoints
-    carry it and ``--resume`` continues the same trajectory. The hook itself keeps no state.
-  * Sign of the update. The issue states Eq. 11 as gamma- <- gamma- + lam (Dp - Dp_target). Taken
-    literally that moves gamma- *away* from the target (raising gamma- down-weights negatives, which
-    raises Delta p; the paper's Table 3 has a higher target ending at a higher gamma-). We use the sign
-    that drives Delta p towards the target: gamma- <- gamma- + lam (Dp_target - Dp), clipped to
-    [gamma_min, gamma_max].
+  * The statistics come from the loss's own forward (``probe``: the sums come out of the same fused pass);
+    no second forward. Slots with weight 0 (ignored anchors) are left out; for detection heads background
+    points are negatives of every class.
+  * The hook talks to a loss through its public attributes only: ``probe`` and ``probe_per_class``
+    (switches), ``pop_probe_sums()`` ((4,) or (C, 4) sums since the last call), and ``gamma_neg`` and
+    ``clip`` (read at build, written by the controller: a float, or a (C,) tensor per class).
+  * Each adapted loss has its own controller (``asymmetry_controller.py``: the update rule, its sign, the
+    smoothing), so two ASL losses never share a gamma-.
+  * Under DDP the sums (not the means) of every loss are all-reduced in one call: every rank computes
+    the same Delta p and so the same update, deterministically, from the same numbers.
+  * The controllers' state is saved in the checkpoint (``checkpoint['probability_gap']``). ``--resume``
+    restores it and continues the same trajectory. A fine-tune (``load_from``) starts from the config's
+    gamma- and m (``adaptive.init='config'``, the default) or from the checkpoint's adapted state
+    (``init='checkpoint'``), and logs which.
 """
-import math
-from typing import List, Optional
+import json
+import os.path as osp
+from typing import Dict, List, Optional
 
 import torch
 from mmengine import dist
@@ -36,92 +40,184 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 
-from ..functional import probability_gap
+from .asymmetry_controller import (AsymmetryController, adaptive_gamma_update, check_adaptive_cfg,
+                                   probability_gap_from_sums)
 
-ADAPTIVE_KEYS = {'target', 'lam', 'gamma_min', 'gamma_max', 'warmup_iters'}
-
-
-def adaptive_gamma_update(gamma_neg: float, gap: float, target: float, lam: float, gamma_min: float,
-                          gamma_max: float) -> float:
-    """One step of the adaptive asymmetry (Eq. 11): gamma- + lam (target - Delta p), within bounds.
-
-    A non-finite Delta p (a batch without positives) leaves gamma- unchanged.
-    """
-    if not math.isfinite(gap):
-        return gamma_neg
-    return min(max(gamma_neg + lam * (target - gap), gamma_min), gamma_max)
+__all__ = ['ProbabilityGapHook', 'adaptive_gamma_update']
+CHECKPOINT_KEY = 'probability_gap'
+PER_CLASS_LOG = 'probability_gap_per_class.jsonl'
 
 
 @HOOKS.register_module()
 class ProbabilityGapHook(Hook):
-    """Log p_t+, p_t-, Delta p every training iteration; optionally adapt gamma- (Eq. 11).
+    """Log p_t+, p_t-, Delta p every training iteration; optionally adapt gamma- and/or m (Eq. 11).
 
     Args:
-        adaptive (dict, optional): ``target`` (Delta p target), ``lam`` (step, default 0.01),
-            ``gamma_min``/``gamma_max`` (bounds, default 0 and 10), ``warmup_iters`` (iterations before
-            the first update, default 0). None: probe only.
+        adaptive (dict, optional): None: probe only. Otherwise the controller's settings:
+            ``target`` (Delta p target, or one per class), ``lam`` (gamma- step, default 0.01),
+            ``gamma_min``/``gamma_max`` (bounds, default 0 and 10), ``warmup_iters`` (iterations before the
+            first update, default 0), ``per_class`` (a gamma-/m per class, default False),
+            ``min_positives`` (positive slots pooled before an update, default 1 global, 10 per class),
+            ``adapt`` (what to drive: ``('gamma_neg',)``, ``('clip',)`` or both; default gamma- only),
+            ``clip_lam``/``clip_min``/``clip_max`` (margin step and bounds, default 0.001, 0, 0.2),
+            ``init`` (a fine-tune starts from the ``'config'`` values or the ``'checkpoint'``'s).
         prefix (str): prefix of the logged scalar names. Default 'asl_'.
+        losses (list[str], optional): module names of the losses to probe (``'bbox_head.loss_cls'``);
+            default every ``AsymmetricLoss`` of the model.
+        per_class_interval (int): iterations between lines of the per-class log. Default 50.
     """
 
     priority = 'NORMAL'  # before LoggerHook (BELOW_NORMAL), so the scalars are logged the same iteration
 
-    def __init__(self, adaptive: Optional[dict] = None, prefix: str = 'asl_'):
-        if adaptive is not None:
-            unknown = set(adaptive) - ADAPTIVE_KEYS
-            if unknown:
-                raise ValueError(f'adaptive has unknown keys {sorted(unknown)}; expected {sorted(ADAPTIVE_KEYS)}')
-            if 'target' not in adaptive:
-                raise ValueError('adaptive needs a target (the Delta p target of Eq. 11), e.g. target=0.1')
-            adaptive = dict(dict(lam=0.01, gamma_min=0.0, gamma_max=10.0, warmup_iters=0), **adaptive)
-            if not adaptive['lam'] > 0:
-                raise ValueError(f"adaptive lam must be > 0, got {adaptive['lam']}")
-            if not 0 <= adaptive['gamma_min'] <= adaptive['gamma_max']:
-                raise ValueError('adaptive bounds must satisfy 0 <= gamma_min <= gamma_max, got '
-                                 f"{adaptive['gamma_min']}, {adaptive['gamma_max']}")
-            if not -1 <= adaptive['target'] <= 1:
-                raise ValueError(f"adaptive target is a probability gap in [-1, 1], got {adaptive['target']}")
-        self.adaptive = adaptive
+    def __init__(self, adaptive: Optional[dict] = None, prefix: str = 'asl_', losses: Optional[List[str]] = None,
+                 per_class_interval: int = 50):
+        self.adaptive = None if adaptive is None else check_adaptive_cfg(adaptive)
+        if not isinstance(prefix, str):
+            raise TypeError(f'prefix must be a str, got {type(prefix).__name__}')
+        if losses is not None and (not isinstance(losses, (list, tuple)) or not losses
+                                   or not all(isinstance(n, str) for n in losses)):
+            raise TypeError(f'losses must be None or a non-empty list of module names, got {losses!r}')
+        if isinstance(per_class_interval, bool) or not isinstance(per_class_interval, int) \
+                or per_class_interval < 1:
+            raise ValueError(f'per_class_interval must be an integer >= 1, got {per_class_interval!r}')
         self.prefix = prefix
-        self._losses: List[torch.nn.Module] = []
+        self.loss_names = None if losses is None else list(losses)
+        self.per_class_interval = per_class_interval
+        self.per_class = bool(self.adaptive and self.adaptive['per_class'])
+        self._losses: Dict[str, torch.nn.Module] = {}
+        self.controllers: Dict[str, AsymmetryController] = {}
+        self._configured: Dict[str, tuple] = {}
+        self._loaded: Optional[dict] = None
+        self._checkpoint_loaded = False
+        self._interval_sums: Dict[str, torch.Tensor] = {}
 
-    @staticmethod
-    def find_losses(model) -> List[torch.nn.Module]:
+    # --------------------------------------------------------------------------------------- the model
+    def find_losses(self, model) -> Dict[str, torch.nn.Module]:
+        """The probed losses by module name; raise naming what is missing."""
         from ..models.losses import AsymmetricLoss
         if is_model_wrapper(model):
             model = model.module
-        return [m for m in model.modules() if isinstance(m, AsymmetricLoss)]
-
-    def before_train(self, runner) -> None:
-        self._losses = self.find_losses(runner.model)
-        if not self._losses:
+        found = {name: m for name, m in model.named_modules() if isinstance(m, AsymmetricLoss)}
+        if not found:
             raise RuntimeError('ProbabilityGapHook found no mmdet_asl AsymmetricLoss in the model. Use '
                                "loss type='AsymmetricLoss' (MMDetection) or 'mmdet.AsymmetricLoss' (MMPretrain); "
                                'CE is gamma_pos=gamma_neg=clip=0, focal loss gamma_pos=gamma_neg=gamma, clip=0.')
-        for loss in self._losses:
-            loss.probe = True
-            loss.gamma_neg_dynamic = self.adaptive is not None
-            loss.probe_sums.zero_()
+        if self.loss_names is not None:
+            missing = [n for n in self.loss_names if n not in found]
+            if missing:
+                raise ValueError(f'ProbabilityGapHook losses={missing} are not AsymmetricLoss modules of the '
+                                 f'model; it has {sorted(found)}')
+            found = {n: found[n] for n in self.loss_names}
+        return found
 
+    def before_run(self, runner) -> None:
+        # Before load_from/resume replace anything: these are the config's values.
+        self._losses = self.find_losses(runner.model)
+        self._configured = {name: (loss.gamma_neg, loss.clip) for name, loss in self._losses.items()}
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        self._loaded = checkpoint.get(CHECKPOINT_KEY)
+        self._checkpoint_loaded = True
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        if self.controllers:
+            checkpoint[CHECKPOINT_KEY] = {name: c.state_dict() for name, c in self.controllers.items()}
+
+    def before_train(self, runner) -> None:
+        if not self._losses:
+            self.before_run(runner)
+        for loss in self._losses.values():
+            loss.probe = True
+            loss.probe_per_class = self.per_class
+            loss.gamma_neg_dynamic = self.adaptive is not None  # a tensor input: a new value recompiles nothing
+            loss.pop_probe_sums()
+        self._interval_sums = {}
+        if self.adaptive is not None:
+            self._start_controllers(runner)
+
+    def _start_controllers(self, runner) -> None:
+        resumed = runner.iter > 0  # resume() restored the loop's position; load_from starts at 0
+        use_checkpoint = resumed or self.adaptive['init'] == 'checkpoint'
+        saved = self._loaded if use_checkpoint else None
+        for name, loss in self._losses.items():
+            gamma_cfg, clip_cfg = self._configured[name]
+            controller = AsymmetryController(self.adaptive, gamma_cfg, clip_cfg)
+            if saved is not None and name in saved:
+                controller.load_state_dict(saved[name], name=f"checkpoint['{CHECKPOINT_KEY}']['{name}']")
+                source = 'the checkpoint (resumed)' if resumed else "the checkpoint (adaptive.init='checkpoint')"
+            elif use_checkpoint:
+                controller = AsymmetryController(self.adaptive, loss.gamma_neg, loss.clip)
+                source = 'the loaded model (the checkpoint has no adaptive state)'
+            else:
+                source = 'the config'
+                if self._checkpoint_loaded:
+                    source += (f" (the checkpoint's gamma-={_short(loss.gamma_neg)}, m={_short(loss.clip)} are "
+                               "not used; adaptive.init='checkpoint' would keep them)")
+            self.controllers[name] = controller
+            self._apply(name, ('gamma_neg', ) + tuple(k for k in self.adaptive['adapt'] if k != 'gamma_neg'))
+            runner.logger.info(f'ProbabilityGapHook: {name} starts with gamma-={_short(controller.gamma_neg)}, '
+                               f'm={_short(controller.clip)} from {source}')
+
+    def _apply(self, name: str, keys) -> None:
+        controller, loss = self.controllers[name], self._losses[name]
+        for key in keys:
+            value = getattr(controller, key)
+            setattr(loss, key, float(value) if value.dim() == 0 else value.clone())
+
+    # ------------------------------------------------------------------------------------ every iteration
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
-        sums = torch.stack([loss.pop_probe_sums() for loss in self._losses]).sum(0)
-        if dist.is_distributed():
-            dist.all_reduce(sums, op='sum')  # sums and counts, so the gap is the global one
-        pt_pos, pt_neg, gap = probability_gap(sums)
+        sums = self._reduced_sums()
         hub = runner.message_hub
-        for name, value in (('pt_pos', pt_pos), ('pt_neg', pt_neg), ('dp', gap)):
-            if math.isfinite(value):
-                hub.update_scalar(f'train/{self.prefix}{name}', value)
-        if self.adaptive is None:
+        several = len(sums) > 1
+        for name, loss_sums in sums.items():
+            suffix = f'/{name}' if several else ''
+            total = loss_sums.sum(0) if loss_sums.dim() == 2 else loss_sums
+            pt_pos, pt_neg, gap = (float(v) for v in probability_gap_from_sums(total))
+            for stat, value in (('pt_pos', pt_pos), ('pt_neg', pt_neg), ('dp', gap)):
+                if value == value:  # NaN: nothing measured on that side this iteration
+                    hub.update_scalar(f'train/{self.prefix}{stat}{suffix}', value)
+            if self.adaptive is None:
+                continue
+            controller = self.controllers[name]
+            controller.update(loss_sums, runner.iter)
+            self._apply(name, self.adaptive['adapt'])
+            for key in self.adaptive['adapt']:
+                hub.update_scalar(f'train/{self.prefix}{key}{suffix}', float(getattr(controller, key).mean()))
+            if self.per_class:
+                self._log_per_class(runner, name, loss_sums)
+
+    def _reduced_sums(self) -> Dict[str, torch.Tensor]:
+        sums = {}
+        for name, loss in self._losses.items():
+            value = loss.pop_probe_sums().detach().to(torch.float64)
+            if self.per_class and value.dim() != 2:
+                raise RuntimeError(f'ProbabilityGapHook(adaptive.per_class=True): {name}.pop_probe_sums() '
+                                   f'returned {tuple(value.shape)}, not per-class (C, 4) sums')
+            sums[name] = value
+        if dist.is_distributed():
+            flat = torch.cat([s.reshape(-1) for s in sums.values()])
+            dist.all_reduce(flat, op='sum')  # sums and counts: the gap and the update are the global ones
+            parts = flat.split([s.numel() for s in sums.values()])
+            sums = {name: part.view_as(s) for (name, s), part in zip(sums.items(), parts)}
+        return sums
+
+    def _log_per_class(self, runner, name: str, sums: torch.Tensor) -> None:
+        pooled = self._interval_sums.get(name)
+        self._interval_sums[name] = sums.cpu() if pooled is None else pooled + sums.cpu()
+        if (runner.iter + 1) % self.per_class_interval or not dist.is_main_process():
             return
-        cfg = self.adaptive
-        gamma = self._losses[0].gamma_neg
-        if runner.iter + 1 > cfg['warmup_iters']:
-            gamma = adaptive_gamma_update(gamma, gap, cfg['target'], cfg['lam'], cfg['gamma_min'],
-                                          cfg['gamma_max'])
-            if dist.is_distributed():
-                value = torch.tensor([gamma], dtype=torch.float64, device=sums.device)
-                dist.broadcast(value, src=0)
-                gamma = float(value)
-            for loss in self._losses:
-                loss.gamma_neg = gamma
-        hub.update_scalar(f'train/{self.prefix}gamma_neg', gamma)
+        pooled = self._interval_sums.pop(name)
+        _, _, gap = probability_gap_from_sums(pooled)
+        controller = self.controllers[name]
+        line = dict(iter=runner.iter + 1, loss=name, positives=pooled[:, 1].tolist(),
+                    dp=[None if g != g else g for g in gap.tolist()],
+                    gamma_neg=controller.values('gamma_neg'), clip=controller.values('clip'))
+        with open(osp.join(runner.log_dir, PER_CLASS_LOG), 'a') as f:
+            f.write(json.dumps(line) + '\n')
+
+
+def _short(value) -> str:
+    value = torch.as_tensor(value, dtype=torch.float64)
+    if value.dim() == 0:
+        return f'{float(value):.4g}'
+    return f'[{float(value.min()):.4g} .. {float(value.max()):.4g}] over {value.numel()} classes'
