@@ -7,8 +7,8 @@ import torch
 from mmdet.registry import MODELS
 
 import mmdet_asl  # noqa: F401  (registers AsymmetricLoss)
-from mmdet_asl.functional import asymmetric_loss, asymmetric_loss_single_label
 from mmdet_asl.models import AsymmetricLoss
+from mmdet_asl.ops.asl import asymmetric_loss, asymmetric_loss_single_label
 
 
 @pytest.mark.parametrize('kwargs,match', [

@@ -6,8 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mmdet_asl import functional
-from mmdet_asl.functional import asymmetric_loss, asymmetric_loss_reference
+from mmdet_asl.ops.asl import asymmetric_loss, asymmetric_loss_reference
 
 MODES = ('full', 'detached')
 
@@ -185,6 +184,7 @@ def test_ce_special_case_equals_bce_with_logits():
 @pytest.mark.parametrize('gamma', [2.0, 1.5])
 def test_focal_special_case_equals_mmdet_focal_loss(gamma):
     from mmdet.models.losses import FocalLoss
+
     from mmdet_asl.models import AsymmetricLoss
 
     torch.manual_seed(1)
@@ -210,6 +210,7 @@ def test_focal_special_case_equals_mmdet_focal_loss(gamma):
 def test_weights_avg_factor_and_loss_weight_behave_like_focal_loss():
     """Weight shapes (N,), (N, C), (N*C,), avg_factor, reduction_override and loss_weight: same as FocalLoss."""
     from mmdet.models.losses import FocalLoss
+
     from mmdet_asl.models import AsymmetricLoss
 
     torch.manual_seed(2)
@@ -274,36 +275,3 @@ def test_tensor_gamma_neg_equals_float(clip, mode):
         b = asymmetric_loss(z, target, gamma_pos=1.0, gamma_neg=2.5, clip=clip, reduce=True, focusing_grad=mode)
         torch.testing.assert_close(a, b)
         torch.testing.assert_close(torch.autograd.grad(a, z)[0], torch.autograd.grad(b, z)[0])
-
-
-@pytest.mark.parametrize('kind', ['index', 'dense'])
-def test_eager_row_blocks_change_nothing(kind, monkeypatch):
-    """The eager CPU kernel runs over row blocks (cache-sized); the result, gradient and probe sums must be
-    those of one pass over the whole batch, for every reduction and weight shape."""
-    z, labels, dense = random_case(n=203, c=11, seed=5)
-    target = labels if kind == 'index' else dense
-    for weight in (None, torch.rand(203), torch.rand(203, 11)):
-        for reduce in (True, False):
-            results = []
-            for block in (1 << 18, 40):  # one block; 3 rows per block, with a ragged last block
-                monkeypatch.setattr(functional, '_EAGER_BLOCK_ELEMENTS', block)
-                zz = z.clone().requires_grad_(True)
-                loss, stats = asymmetric_loss(zz, target, weight, gamma_pos=1.0, gamma_neg=3.0, clip=0.05,
-                                              reduce=reduce, return_stats=True, scale=0.3)
-                grad, = torch.autograd.grad(loss.sum(), zz)
-                results.append((loss, grad, stats))
-            for one, blocked in zip(*results):
-                torch.testing.assert_close(blocked, one, rtol=1e-6, atol=1e-9)
-
-
-def test_whole_number_gammas_use_products_that_match_pow():
-    """The kernel raises to whole-number gammas by repeated squaring (eager aten.pow calls powf per
-    element); the products must agree with pow to a few float32 rounding steps, and other exponents
-    (and a tensor gamma) must go through pow itself."""
-    x = torch.rand(10_000, dtype=torch.float32) * 0.99 + 0.01   # x^16 stays a normal float32
-    for gamma in (0.0, 1.0, 2.0, 3.0, 4.0, 7.0, 16.0):
-        got = functional._pow(x, gamma)
-        torch.testing.assert_close(got.double(), x.double() ** gamma, rtol=float(gamma + 1) * 1.2e-7, atol=0)
-    assert torch.equal(functional._pow(x, 0.0), torch.ones_like(x))
-    assert torch.equal(functional._pow(x, 2.5), torch.pow(x, 2.5))
-    assert torch.equal(functional._pow(x, torch.tensor(3.0)), torch.pow(x, torch.tensor(3.0)))

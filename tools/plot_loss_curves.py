@@ -7,7 +7,7 @@ probability-shifted focal loss (gamma- = 2, m = 0.2).
 Fig. 3: the normalised gradient magnitude |dL/dz| of a negative vs p, for CE, CE + probability shifting
 (CE+PS: gamma = 0, m), asymmetric focusing (AF: gamma-, m = 0) and ASL (gamma-, m). Each curve is divided
 by its maximum over p.
-Every value and gradient comes from ``mmdet_asl.functional.asymmetric_loss`` and its analytic backward.
+Every value and gradient comes from ``mmdet_asl.ops.asl.asymmetric_loss`` and its analytic backward.
 
 The mislabel point p* (paper Sec. 2.5): for ASL, dL/dz of a negative grows with p up to p* and then
 falls, so the loss gives less gradient to very confident negatives (likely missing positive labels).
@@ -18,7 +18,7 @@ import os
 
 import torch
 
-from mmdet_asl.functional import asymmetric_loss
+from mmdet_asl.ops.asl import asymmetric_loss
 
 GRID = torch.linspace(1e-4, 1 - 1e-4, 4001, dtype=torch.float64)
 

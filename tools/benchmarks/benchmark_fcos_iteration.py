@@ -3,17 +3,16 @@
 vs FocalLoss, same config, same weights, same batch, one process. Iterations alternate between the two
 models so that load changes on the machine hit both alike; the ratio of the medians is reported.
 
-    python tools/benchmark_fcos_iteration.py [--config configs/demo/fcos_tresnet_asl_deepforest.py]
+    python tools/benchmarks/benchmark_fcos_iteration.py [--config configs/demo/fcos_tresnet_asl_deepforest.py]
         [--reps 20] [--batch 4] [--size 320] [--num-classes N] [--threads T]
 
 The ASL model is the config as given (its loss_cls must be AsymmetricLoss); the focal twin replaces loss_cls
 with MMDetection's FocalLoss(gamma=2, alpha=0.25). The batch is the config's own training data when its
 annotation file exists (first batch, fixed), else synthetic images with 20 random boxes each.
-MMDET_ASL_COMPILE (default on in the library) decides whether the ASL kernel is compiled.
+``--impl`` selects the ASL kernel: 'eager' (the loss's default) or 'compiled' (torch.compile).
 """
 import argparse
 import copy
-import os
 import os.path as osp
 import statistics
 import sys
@@ -24,11 +23,12 @@ from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
 from mmengine.structures import InstanceData
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-import mmdet_asl  # noqa: F401,E402
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 from mmdet.registry import MODELS  # noqa: E402
 from mmdet.structures import DetDataSample  # noqa: E402
 from mmdet.utils import register_all_modules  # noqa: E402
+
+import mmdet_asl  # noqa: F401,E402
 
 FOCAL = dict(type='FocalLoss', use_sigmoid=True, gamma=2.0, alpha=0.25, loss_weight=1.0)
 
@@ -58,14 +58,14 @@ def real_batch(cfg, n):
     return next(iter(loader)), f'first batch of {cfg.train_dataloader.dataset.ann_file}'
 
 
-def loss_only(n, c, reps, warmup):
+def loss_only(n, c, reps, warmup, impl):
     x0 = torch.randn(n, c) - 4.0
     labels = torch.full((n, ), c, dtype=torch.long)
     pos = torch.randperm(n)[:max(1, n // 100)]
     labels[pos] = torch.randint(0, c, (len(pos), ))
     out = {}
     for name, cfg in (('focal', FOCAL), ('asl', dict(type='AsymmetricLoss', use_sigmoid=True, gamma_pos=1.0,
-                                                     gamma_neg=2.0, clip=0.0))):
+                                                     gamma_neg=2.0, clip=0.0, impl=impl))):
         fn = MODELS.build(cfg)
         ts = []
         for it in range(warmup + reps):
@@ -76,7 +76,7 @@ def loss_only(n, c, reps, warmup):
                 ts.append(time.perf_counter() - t0)
         out[name] = statistics.median(ts)
     print(f"loss_cls fwd+bwd on ({n}, {c}) logits, {torch.get_num_threads()} threads, "
-          f"MMDET_ASL_COMPILE={os.environ.get('MMDET_ASL_COMPILE', '(unset: on)')}: "
+          f"ASL impl={impl}: "
           f"focal {1000 * out['focal']:.1f} ms, ASL {1000 * out['asl']:.1f} ms, ratio {out['asl'] / out['focal']:.2f}")
 
 
@@ -90,6 +90,7 @@ def main():
     parser.add_argument('--num-classes', type=int, help='override num_classes (synthetic data)')
     parser.add_argument('--synthetic', action='store_true', help='do not use the config data')
     parser.add_argument('--threads', type=int)
+    parser.add_argument('--impl', choices=('eager', 'compiled'), default='eager', help='the ASL kernel')
     parser.add_argument('--loss-only', type=int, nargs=2, metavar=('N', 'C'),
                         help='only time loss_cls fwd+bwd on (N, C) logits (e.g. 44788 80: FCOS points of two '
                         '800x1344 COCO images), focal vs ASL gamma+=1, gamma-=2, m=0; no model is built')
@@ -98,13 +99,14 @@ def main():
         torch.set_num_threads(args.threads)
     register_all_modules()
     if args.loss_only:
-        return loss_only(*args.loss_only, reps=args.reps, warmup=args.warmup)
+        return loss_only(*args.loss_only, reps=args.reps, warmup=args.warmup, impl=args.impl)
     cfg = Config.fromfile(args.config)
     if cfg.model.backbone.get('init_cfg') is not None:
         cfg.model.backbone.init_cfg = None  # no ImageNet file needed to time an iteration
     if args.num_classes:
         cfg.model.bbox_head.num_classes = args.num_classes
     assert cfg.model.bbox_head.loss_cls.type == 'AsymmetricLoss', 'give the ASL config'
+    cfg.model.bbox_head.loss_cls.impl = args.impl
     ann = osp.join(cfg.train_dataloader.dataset.get('data_root', ''), cfg.train_dataloader.dataset.ann_file)
     if not args.synthetic and osp.exists(ann) and not args.num_classes:
         data, source = real_batch(cfg, args.batch)
@@ -136,7 +138,7 @@ def main():
     n_loc = None
     print(f'config: {args.config}; data: {source}; batch {args.batch}; classes {cfg.model.bbox_head.num_classes}; '
           f'torch {torch.__version__}, {torch.get_num_threads()} threads; '
-          f"MMDET_ASL_COMPILE={os.environ.get('MMDET_ASL_COMPILE', '(unset: on)')}; reps {args.reps}")
+          f'ASL impl={args.impl}; reps {args.reps}')
     for k in ('focal', 'asl'):
         v = times[k]
         print(f'{k:>5}: median {1000 * med[k]:.0f} ms/iter (mean {1000 * statistics.mean(v):.0f}, '

@@ -2,23 +2,25 @@
 
 One process, identical inputs for every row. Prints a Markdown table per device and size.
 
-    python tools/benchmark_loss.py                       # CPU (and CUDA when available), all sizes
-    python tools/benchmark_loss.py --sizes 40000x80 --repeats 5 --devices cpu
+    python tools/benchmarks/benchmark_loss.py               # CPU (and CUDA when available), all sizes
+    python tools/benchmarks/benchmark_loss.py --sizes 40000x80 --repeats 5 --devices cpu
 
 Rows:
-  * ASL fused, compiled    : mmdet_asl (one torch.compile'd pass computes loss and gradient)
-  * ASL fused, eager       : the same kernel without torch.compile (MMDET_ASL_COMPILE=0)
+  * ASL fused, compiled    : mmdet_asl, ``impl='compiled'`` (one torch.compile'd pass: loss and gradient)
+  * ASL fused, eager       : the same kernel without torch.compile (``impl='eager'``, the default)
   * ... detection setting  : the same two, in the flagship detection config's setting (below)
-  * ASL plain autograd     : Eq. 7 written plainly (``asymmetric_loss_reference``), autograd backward
+  * ASL plain autograd     : Eq. 7 as specified (``ops/asl/reference.py``), autograd backward
   * MMPretrain ASL         : ``mmpretrain.models.losses.AsymmetricLoss`` (dense targets), autograd
   * MMDet FocalLoss        : ``mmdet.models.losses.FocalLoss`` (index labels; CPU: its Python path,
                              CUDA: mmcv's fused op)
   * torchvision focal      : ``torchvision.ops.sigmoid_focal_loss`` (dense targets), autograd
+  * BCE                    : ``F.binary_cross_entropy_with_logits`` (dense targets): the cheapest loss there is
+  * memory floor           : ``x.clone().mul_(1)``, one read of the logits and one (N, C) write, no backward
 ASL rows use gamma+ = 0, gamma- = 4, m = 0.05 (the paper's classification setting, MMPretrain's defaults)
 unless marked "detection setting": gamma+ = 1, gamma- = 2, m = 0, the loss that replaces FocalLoss in
 configs/fcos_tresnetm_asl.py. Focal rows gamma = 2, alpha = 0.25. All reduce to a scalar (mean), then
 backward. Ratios printed under each table: classification-setting ASL against MMPretrain's ASL (same
-setting), and both settings against FocalLoss.
+setting), both settings against FocalLoss, BCE and the memory floor.
 
 Time: median of ``--repeats`` runs after ``--warmup`` runs; the repeats are interleaved across rows (one
 step of each row per round). Memory: peak bytes allocated during forward +
@@ -33,8 +35,12 @@ import time
 
 import torch
 
-
-DETECTION_COMPILED = 'ASL fused, compiled, detection setting (ours)'
+BCE = 'BCE with logits (torch)'
+FLOOR = 'memory floor: x.clone().mul_(1)'
+RATIOS = (('ASL fused, compiled (ours)', ('MMPretrain AsymmetricLoss', 'MMDet FocalLoss', BCE, FLOOR)),
+          ('ASL fused, compiled, detection setting (ours)', ('MMDet FocalLoss', BCE, FLOOR)),
+          ('ASL fused, eager (ours)', ('MMPretrain AsymmetricLoss', BCE, FLOOR)),
+          ('ASL fused, eager, detection setting (ours)', ('MMDet FocalLoss', BCE, FLOOR)))
 
 
 def parse_size(text):
@@ -43,36 +49,38 @@ def parse_size(text):
 
 
 def make_rows():
-    from mmdet.models.losses import FocalLoss
-    from mmpretrain.models.losses import AsymmetricLoss as MMPretrainASL
+    import torch.nn.functional as F
     from torchvision.ops import sigmoid_focal_loss
 
-    from mmdet_asl import functional
+    from mmdet.models.losses import FocalLoss
+
     from mmdet_asl.models import AsymmetricLoss
+    from mmdet_asl.ops.asl import asymmetric_loss_reference
 
-    ours = AsymmetricLoss(gamma_pos=0.0, gamma_neg=4.0, clip=0.05)
-    ours_detection = AsymmetricLoss(gamma_pos=1.0, gamma_neg=2.0, clip=0.0)
-    mmpretrain_asl = MMPretrainASL(gamma_pos=0.0, gamma_neg=4.0, clip=0.05)
     focal = FocalLoss(gamma=2.0, alpha=0.25)
-
-    def fused(loss, compile_flag):
-        def run(z, labels, dense):
-            os.environ['MMDET_ASL_COMPILE'] = compile_flag
-            return loss(z, labels)
-        return run
-
-    return [
-        ('ASL fused, compiled (ours)', fused(ours, '1')),
-        ('ASL fused, eager (ours)', fused(ours, '0')),
-        (DETECTION_COMPILED, fused(ours_detection, '1')),
-        ('ASL fused, eager, detection setting (ours)', fused(ours_detection, '0')),
-        ('ASL plain autograd', lambda z, labels, dense: functional.asymmetric_loss_reference(
-            z, dense, gamma_pos=0.0, gamma_neg=4.0, clip=0.05).mean()),
-        ('MMPretrain AsymmetricLoss', lambda z, labels, dense: mmpretrain_asl(z, dense)),
+    rows = []
+    for impl in ('compiled', 'eager'):
+        ours = AsymmetricLoss(gamma_pos=0.0, gamma_neg=4.0, clip=0.05, impl=impl)
+        ours_detection = AsymmetricLoss(gamma_pos=1.0, gamma_neg=2.0, clip=0.0, impl=impl)
+        rows += [(f'ASL fused, {impl} (ours)', lambda z, labels, dense, loss=ours: loss(z, labels)),
+                 (f'ASL fused, {impl}, detection setting (ours)',
+                  lambda z, labels, dense, loss=ours_detection: loss(z, labels))]
+    rows.append(('ASL plain autograd', lambda z, labels, dense: asymmetric_loss_reference(
+        z, dense, gamma_pos=0.0, gamma_neg=4.0, clip=0.05).mean()))
+    try:
+        from mmpretrain.models.losses import AsymmetricLoss as MMPretrainASL
+        mmpretrain_asl = MMPretrainASL(gamma_pos=0.0, gamma_neg=4.0, clip=0.05)
+        rows.append(('MMPretrain AsymmetricLoss', lambda z, labels, dense: mmpretrain_asl(z, dense)))
+    except ImportError:
+        print('mmpretrain is not installed: no MMPretrain row')
+    rows += [
         ('MMDet FocalLoss', lambda z, labels, dense: focal(z, labels)),
         ('torchvision sigmoid_focal_loss', lambda z, labels, dense: sigmoid_focal_loss(
             z, dense, alpha=0.25, gamma=2.0, reduction='mean')),
+        (BCE, lambda z, labels, dense: F.binary_cross_entropy_with_logits(z, dense)),
+        (FLOOR, lambda z, labels, dense: z.detach().clone().mul_(1)),
     ]
+    return rows
 
 
 def synchronize(device):
@@ -83,7 +91,8 @@ def synchronize(device):
 def step(fn, z, labels, dense):
     z.grad = None
     loss = fn(z, labels, dense)
-    loss.backward()
+    if loss.requires_grad:  # the memory floor has no backward
+        loss.backward()
     return loss
 
 
@@ -169,15 +178,12 @@ def main():
                 print(f'| {name} | {median * 1e3:.1f} | {first:.1f} | {peak / 2**20:.1f} | '
                       f'{peak / (n * c * 4):.2f} |', flush=True)
             print()
-            for ours, baselines in (('ASL fused, compiled (ours)', ('MMPretrain AsymmetricLoss', 'MMDet FocalLoss')),
-                                    (DETECTION_COMPILED, ('MMDet FocalLoss', )),
-                                    ('ASL fused, eager (ours)', ('MMPretrain AsymmetricLoss', ))):
+            for ours, baselines in RATIOS:
                 if ours in results:
                     ratios = ', '.join(f'{results[ours] / results[name]:.3f}x {name}' for name in baselines
                                        if name in results)
                     print(f'{ours} time = {ratios}')
             del z, labels, dense
-    os.environ.pop('MMDET_ASL_COMPILE', None)
 
 
 if __name__ == '__main__':

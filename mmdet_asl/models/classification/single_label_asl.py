@@ -2,7 +2,7 @@
 ``AsymmetricLossSingleLabel`` (MMPretrain's own ``AsymmetricLoss`` keeps its name).
 
 Per sample, with p = softmax(z): the target class t adds -(1 - p_t)^g+ log p_t, every other class c adds
--p_m,c^g- log(1 - p_m,c), p_m = max(p - m, 0) (see :func:`mmdet_asl.functional.asymmetric_loss_single_label`).
+-p_m,c^g- log(1 - p_m,c), p_m = max(p - m, 0) (see :func:`mmdet_asl.ops.asl.asymmetric_loss_single_label`).
 The paper's setting is g- = 4, g+ = 0 (m = 0), against the focal loss g+ = g- = 2.
 
 Usage in an MMPretrain config::
@@ -17,7 +17,8 @@ from torch import Tensor, nn
 
 from mmpretrain.registry import MODELS
 
-from ...functional import asymmetric_loss_single_label, check_loss_params
+from ...ops.asl import asymmetric_loss_single_label
+from ...ops.asl.checks import check_loss_params
 
 REDUCTIONS = ('none', 'mean', 'sum')
 

@@ -16,7 +16,8 @@ from torch import Tensor, nn
 
 from mmdet.registry import MODELS
 
-from ...functional import asymmetric_loss, check_loss_params, probability_gap
+from ...ops.asl import ASLParams, ExecOptions, apply_asymmetric_loss, probability_gap
+from ...ops.asl.checks import check_avg_factor, check_bool, check_options, check_params, check_real
 
 REDUCTIONS = ('none', 'mean', 'sum')
 
@@ -35,9 +36,15 @@ class AsymmetricLoss(nn.Module):
             (FocalLoss's alpha; the paper's "FL + linear weighting"). Default None (no weighting).
         focusing_grad (str): 'full' (gradient through the focusing weight, Eq. 8) or 'detached'.
         reduction (str): 'none' | 'mean' | 'sum'.
-        loss_weight (float): multiplier of the loss.
+        loss_weight (float): multiplier of the loss (finite, >= 0).
         probe (bool): collect the probability-gap sums (Eq. 9-10) in training, in the same pass as the
             loss. ``ProbabilityGapHook`` turns this on by itself; set it to use the sums yourself.
+        impl (str): 'eager' (default: plain PyTorch, no warm-up) or 'compiled' (the kernel fused by
+            ``torch.compile``, compiled once per configuration). ``MMDET_ASL_COMPILE=0/1`` in the
+            environment overrides it.
+        validate (bool): check the input values at every call (label range, targets in [0, 1], finite
+            logits, finite non-negative weights and avg_factor). Costs one host synchronisation per call;
+            turn off for a validated training loop. Default True.
 
     gamma- is kept in a buffer (``gamma_neg_buffer``), so a value changed during training (the adaptive
     asymmetry of Eq. 11, driven by ``ProbabilityGapHook``) is saved in checkpoints and restored on resume.
@@ -59,40 +66,66 @@ class AsymmetricLoss(nn.Module):
                  focusing_grad: str = 'full',
                  reduction: str = 'mean',
                  loss_weight: float = 1.0,
-                 probe: bool = False):
+                 probe: bool = False,
+                 impl: str = 'eager',
+                 validate: bool = True):
         super().__init__()
         if use_sigmoid is not True:
             raise ValueError('AsymmetricLoss only supports use_sigmoid=True (sigmoid per label); '
                              f'got use_sigmoid={use_sigmoid!r}')
-        check_loss_params(gamma_pos, gamma_neg, clip, eps, alpha, focusing_grad)
+        if isinstance(gamma_neg, Tensor):
+            raise TypeError('gamma_neg must be a real number in the config (an adaptive gamma- is set '
+                            'through the gamma_neg attribute)')
+        self.params = check_params(ASLParams(gamma_pos, gamma_neg, clip, eps, alpha, focusing_grad))
+        self.options = check_options(ExecOptions(impl, validate))
         if reduction not in REDUCTIONS:
             raise ValueError(f'reduction must be one of {REDUCTIONS}, got {reduction!r}')
-        if isinstance(loss_weight, bool) or not isinstance(loss_weight, (int, float)):
-            raise TypeError(f'loss_weight must be a real number, got {loss_weight!r}')
         self.use_sigmoid = use_sigmoid
-        self.gamma_pos = float(gamma_pos)
-        self.register_buffer('gamma_neg_buffer', torch.tensor(float(gamma_neg), dtype=torch.float64))
-        self.clip = float(clip)
-        self.eps = float(eps)
-        self.alpha = None if alpha is None else float(alpha)
-        self.focusing_grad = focusing_grad
         self.reduction = reduction
-        self.loss_weight = float(loss_weight)
-        self.probe = bool(probe)
+        self.loss_weight = check_real('loss_weight', loss_weight, low=0.0)
+        self.probe = check_bool('probe', probe)
+        self.register_buffer('gamma_neg_buffer', torch.tensor(self.params.gamma_neg, dtype=torch.float64))
         # Set by ProbabilityGapHook when it adapts gamma-: the kernel then takes the buffer itself, so a
-        # new value recompiles nothing; otherwise a Python float (faster, specialised by torch.compile).
+        # new value recompiles nothing; otherwise the float in ``params`` (a constant of the kernel).
         self.gamma_neg_dynamic = False
         # Probability-gap sums since the last ``pop_probe_sums``; per iteration, so not checkpointed.
         self.register_buffer('probe_sums', torch.zeros(4, dtype=torch.float64), persistent=False)
 
+    # Read-only views of the hyper-parameters, under FocalLoss-like names.
+    gamma_pos = property(lambda self: self.params.gamma_pos)
+    clip = property(lambda self: self.params.clip)
+    eps = property(lambda self: self.params.eps)
+    alpha = property(lambda self: self.params.alpha)
+    focusing_grad = property(lambda self: self.params.focusing_grad)
+
     @property
-    def gamma_neg(self) -> float:
-        return float(self.gamma_neg_buffer)
+    def gamma_neg(self):
+        """gamma-: a float, or the (C,) tensor of a per-class gamma- once one was set."""
+        return self.gamma_neg_buffer.clone() if self.gamma_neg_buffer.dim() else self.params.gamma_neg
 
     @gamma_neg.setter
-    def gamma_neg(self, value: float) -> None:
-        check_loss_params(self.gamma_pos, value, self.clip, self.eps, self.alpha, self.focusing_grad)
-        self.gamma_neg_buffer.fill_(float(value))
+    def gamma_neg(self, value) -> None:
+        if isinstance(value, Tensor) and value.dim() == 1:
+            if not value.is_floating_point() or not bool(torch.isfinite(value).all() & (value >= 0).all()):
+                raise ValueError(f'gamma_neg per class must be a finite floating tensor >= 0, got {value}')
+            # A per-class gamma- always reaches the kernel as a tensor (no recompilation when it changes).
+            self.gamma_neg_buffer = value.detach().to(self.gamma_neg_buffer.device, torch.float64).clone()
+            self.gamma_neg_dynamic = True
+            return
+        value = check_real('gamma_neg', float(value) if isinstance(value, Tensor) else value, low=0.0)
+        self.gamma_neg_buffer = torch.tensor(value, dtype=torch.float64, device=self.gamma_neg_buffer.device)
+        self.params = self.params._replace(gamma_neg=value)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        saved = state_dict.get(prefix + 'gamma_neg_buffer')
+        if isinstance(saved, Tensor) and saved.shape != self.gamma_neg_buffer.shape:
+            self.gamma_neg_buffer = torch.empty_like(saved, dtype=torch.float64)  # a scalar or a per-class gamma-
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        # The float copy of gamma- follows the loaded buffer (a resumed adaptive gamma-).
+        if self.gamma_neg_buffer.dim() == 0:
+            self.params = self.params._replace(gamma_neg=float(self.gamma_neg_buffer))
+        else:
+            self.gamma_neg_dynamic = True
 
     def pop_probe_sums(self) -> Tensor:
         """Return the probability-gap sums collected since the last call, and reset them."""
@@ -105,9 +138,10 @@ class AsymmetricLoss(nn.Module):
         return probability_gap(self.probe_sums)
 
     def extra_repr(self) -> str:
-        return (f'gamma_pos={self.gamma_pos}, gamma_neg={self.gamma_neg}, clip={self.clip}, eps={self.eps}, '
-                f'alpha={self.alpha}, focusing_grad={self.focusing_grad!r}, reduction={self.reduction!r}, '
-                f'loss_weight={self.loss_weight}')
+        p = self.params
+        return (f'gamma_pos={p.gamma_pos}, gamma_neg={p.gamma_neg}, clip={p.clip}, eps={p.eps}, alpha={p.alpha}, '
+                f'focusing_grad={p.focusing_grad!r}, reduction={self.reduction!r}, loss_weight={self.loss_weight}, '
+                f'impl={self.options.impl!r}, validate={self.options.validate}')
 
     def forward(self,
                 pred: Tensor,
@@ -121,22 +155,18 @@ class AsymmetricLoss(nn.Module):
         reduction = reduction_override or self.reduction
         if reduction == 'sum' and avg_factor is not None:
             raise ValueError('avg_factor can not be used with reduction="sum"')
-        reduce = reduction != 'none'
+        avg_factor = check_avg_factor(avg_factor)
         probe = self.probe and self.training
-        gamma_neg = self.gamma_neg_buffer if self.gamma_neg_dynamic else self.gamma_neg
         # loss_weight and the mean's divisor are folded into the fused pass (``scale``), so that backward
         # receives the saved gradient as is. avg_factor is a normaliser: no gradient flows into it.
         scale = self.loss_weight
-        if reduction == 'mean':
-            if avg_factor is None:
-                scale = self.loss_weight / max(pred.numel(), 1)
-            else:
-                # As mmdet's weight_reduce_loss: eps keeps avg_factor = 0 from dividing by zero.
-                scale = self.loss_weight / (avg_factor + torch.finfo(torch.float32).eps)
-        loss = asymmetric_loss(pred, target, weight, gamma_pos=self.gamma_pos, gamma_neg=gamma_neg,
-                               clip=self.clip, eps=self.eps, alpha=self.alpha,
-                               focusing_grad=self.focusing_grad, reduce=reduce, return_stats=probe,
-                               scale=scale)
+        if reduction == 'mean' and avg_factor is not None:
+            # As mmdet's weight_reduce_loss: eps keeps avg_factor = 0 from dividing by zero.
+            scale = self.loss_weight / (avg_factor + torch.finfo(torch.float32).eps)
+        loss = apply_asymmetric_loss(
+            pred, target, weight, self.params, self.options,
+            gamma_neg=self.gamma_neg_buffer if self.gamma_neg_dynamic else None, reduce=reduction != 'none',
+            scale=scale, element_mean=reduction == 'mean' and avg_factor is None, return_probe=probe)
         if probe:
             loss, sums = loss
             self.probe_sums += sums.to(self.probe_sums)

@@ -1,0 +1,1 @@
+"""Torch-only operators of the plugin (importable without OpenMMLab)."""

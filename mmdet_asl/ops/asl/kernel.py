@@ -1,0 +1,194 @@
+"""ASL (Eq. 7) and its analytic gradient in one pass over the logits: the fast path.
+
+Everything the backward pass needs is the element-wise gradient dloss/dz, produced here next to the loss,
+so autograd keeps one (N, C) tensor instead of the dozen intermediates of the plain formula
+(:mod:`.reference`, which this module is tested against). The same code runs eagerly or through
+``torch.compile`` (see :mod:`.function`), which fuses it into one loop. Values that change from call to
+call (an adaptive gamma-, a tensor avg_factor) arrive as tensors; ``params`` and ``outputs`` are constants
+of a compiled kernel.
+
+Per element, with p = sigmoid(z), q = 1 - p and t = exp(-z), the kernel evaluates one exponential and one
+logarithm (log1p) for m = 0; for m > 0 the exponential is taken in float64 (see :func:`sigmoid_parts`)
+and the logarithm is log1p(-p_m). Whole-number gammas are products after compilation.
+"""
+import math
+from typing import NamedTuple, Optional
+
+import torch
+from torch import Tensor
+
+from .params import ASLParams
+
+
+class KernelOutputs(NamedTuple):
+    """What one call asks of the kernel (constants of a compiled kernel)."""
+    reduce: bool      # the (weighted, scaled) sum instead of the element-wise loss
+    need_grad: bool   # the element-wise gradient dloss/dz
+    probe: bool       # the probability-gap sums of Eq. 9-10
+
+
+class SigmoidParts(NamedTuple):
+    p: Tensor         # sigmoid(z)
+    q: Tensor         # 1 - p, computed on its own (1 - p cancels where p is near 1)
+    p_m: Tensor       # max(p - m, 0) (Eq. 5); p itself when m = 0
+    log_p: Optional[Tensor]  # log p, not floored
+    log_1m_pm: Tensor  # log(1 - p_m), not floored
+
+
+def sigmoid_parts(z: Tensor, clip: float, need_log_p: bool = True) -> SigmoidParts:
+    """p, q, p_m and the two logarithms Eq. 7 takes, from one exponential t = exp(-z).
+
+    p = 1/(1 + t); q = t p for z >= 0 (q <= 1/2) and 1 - p for z < 0 (no cancellation). exp(-|z|) is t or
+    1/t, and log p = min(z, 0) - log1p(exp(-|z|)), log q = -max(z, 0) - log1p(exp(-|z|)). Where t overflows
+    (z < -88 in float32), p = 0, q = 1 and exp(-|z|) = 0 exactly.
+
+    For m > 0, p - m cancels near the margin and p_m^gamma- multiplies p_m's relative error by gamma-: t and
+    p are computed in float64 and p_m is rounded once from them; log(1 - p_m) = log1p(-p_m), as
+    1 - p_m >= m has no cancellation. ``need_log_p=False`` leaves log p out (None) where only negatives
+    are computed and m > 0: one logarithm fewer.
+    """
+    wide = z.to(torch.float64) if clip > 0 else z
+    t = torch.exp(-torch.clamp(wide, min=-700.0) if clip > 0 else -wide)
+    p_wide = 1.0 / (1.0 + t)
+    nonneg = z >= 0
+    p = p_wide.to(z.dtype)
+    q = torch.where(nonneg, (t * p_wide).to(z.dtype), 1.0 - p)
+    if clip > 0 and not need_log_p:
+        p_m = torch.clamp(p_wide - clip, min=0.0).to(z.dtype)
+        return SigmoidParts(p, q, p_m, None, torch.log1p(-p_m))
+    log1p_e = torch.log1p(torch.where(nonneg, t, 1.0 / t).to(z.dtype))   # softplus(-|z|)
+    log_p = torch.clamp(z, max=0.0) - log1p_e
+    if clip > 0:
+        p_m = torch.clamp(p_wide - clip, min=0.0).to(z.dtype)
+        return SigmoidParts(p, q, p_m, log_p, torch.log1p(-p_m))
+    return SigmoidParts(p, q, p, log_p, -torch.clamp(z, min=0.0) - log1p_e)
+
+
+def positive_term(parts: SigmoidParts, gamma_pos: float, params: ASLParams, need_grad: bool):
+    """-L+ of Eq. 7 and its derivative in z, element-wise.
+
+    loss+ = -q^g+ log p, with dq/dz = -pq and d(log p)/dz = q:
+      full:      d/dz = -q^g+ (q - g+ p log p)
+      detached:  d/dz = -q^g+ q          (the weight q^g+ held constant)
+    log p is floored at log(eps); where the floor is active its derivative is 0.
+    """
+    log_eps = math.log(params.eps)
+    log_p = torch.clamp(parts.log_p, min=log_eps)
+    weight = parts.q ** gamma_pos
+    loss = -weight * log_p
+    if not need_grad:
+        return loss, None
+    slope = parts.q * (parts.log_p > log_eps)
+    if params.focusing_grad == 'full':
+        slope = slope - gamma_pos * parts.p * log_p
+    return loss, -weight * slope
+
+
+def negative_term(parts: SigmoidParts, gamma_neg, params: ASLParams, need_grad: bool):
+    """-L- of Eq. 7 and its derivative in z, element-wise.
+
+    loss- = -p_m^g- log(1 - p_m), with dp_m/dz = pq above the margin and 0 below it, 1 - p_m = q + m:
+      full (Eq. 8): d/dz = p_m^g- [pq/(1 - p_m) - g- pq log(1 - p_m)/p_m]
+      detached:     d/dz = p_m^g- pq/(1 - p_m)
+    For m = 0, pq/(1 - p_m) = p and pq/p_m = q. ``gamma_neg`` is a float, a 0-dim tensor or a (C,) tensor.
+    """
+    clip, log_eps = params.clip, math.log(params.eps)
+    p, q, p_m = parts.p, parts.q, parts.p_m
+    log_1m_pm = torch.clamp(parts.log_1m_pm, min=log_eps)
+    weight = p_m ** gamma_neg
+    loss = -weight * log_1m_pm
+    if not need_grad:
+        return loss, None
+    slope = p if clip == 0 else p * q / (q + clip)
+    slope = slope * (parts.log_1m_pm > log_eps)
+    if params.focusing_grad == 'full':
+        # log(1 - p_m)/p_m -> -1 as p_m -> 0; below the margin the clamp only avoids 0/0 (masked below).
+        pq_over_pm = q if clip == 0 else p * q / torch.clamp(p_m, min=1e-30)
+        slope = slope - gamma_neg * log_1m_pm * pq_over_pm
+    grad = weight * slope
+    return loss, grad if clip == 0 else grad * (p_m > 0)
+
+
+def _sum64(x: Tensor) -> Tensor:
+    # A float32 accumulator drifts over millions of terms; the sum is taken in float64.
+    return x.sum(dtype=torch.float64)
+
+
+def _gamma_at(gamma_neg, cls: Tensor):
+    """gamma- of the labelled class of each row: a (C,) tensor is indexed, a scalar stays as it is."""
+    return gamma_neg[cls] if isinstance(gamma_neg, Tensor) and gamma_neg.dim() == 1 else gamma_neg
+
+
+def loss_and_grad(z: Tensor, target: Tensor, weight: Optional[Tensor], gamma_neg, scale,
+                  params: ASLParams, outputs: KernelOutputs):
+    """Return ``(loss, grad, probe_sums)`` of Eq. 7 for (N, C) logits.
+
+    ``loss`` is element-wise (N, C) or, with ``outputs.reduce``, its float64-accumulated sum; ``grad`` is
+    dloss/dz (N, C) (None unless ``outputs.need_grad``); both are weighted by ``weight`` ((N, 1) or
+    (N, C)) and multiplied by ``scale`` (a float or 0-dim tensor). ``probe_sums`` are those of
+    :func:`~mmdet_asl.ops.asl.reference.probe_sums_reference` (None unless ``outputs.probe``).
+    ``target`` is (N,) int64 class indices (background = C) or (N, C) targets in [0, 1]; ``gamma_neg``
+    a float, a 0-dim or a (C,) tensor. Computes in the dtype of ``z`` (float32 or float64).
+    """
+    is_index = target.dim() == 1
+    gamma_neg = params.gamma_neg if gamma_neg is None else gamma_neg
+    a_pos, a_neg = (1.0, 1.0) if params.alpha is None else (params.alpha, 1.0 - params.alpha)
+    parts = sigmoid_parts(z, params.clip, need_log_p=not is_index)
+    # Every slot is first taken as a negative; the positives of index labels are corrected below.
+    loss, grad = negative_term(parts, gamma_neg, params, outputs.need_grad)
+    if is_index:
+        return _with_index_positives(z, target, weight, gamma_neg, scale, params, outputs, parts, loss, grad)
+    y = target.to(z.dtype)
+    loss_pos, grad_pos = positive_term(parts, params.gamma_pos, params, outputs.need_grad)
+    # lerp(neg, pos, y) = y pos + (1 - y) neg, exact at y = 0 and 1: soft targets interpolate (Eq. 7 is
+    # linear in y).
+    loss = torch.lerp(a_neg * loss, a_pos * loss_pos, y)
+    if outputs.need_grad:
+        grad = torch.lerp(a_neg * grad, a_pos * grad_pos, y)
+    sums = None
+    if outputs.probe:
+        counted = 1.0 if weight is None else (weight > 0).to(z.dtype)
+        sums = torch.stack([_sum64(counted * y * parts.p), _sum64(counted * y),
+                            _sum64(counted * (1 - y) * parts.q), _sum64(counted * (1 - y))])
+    return _weighted(loss, weight, scale, outputs.reduce), _weighted(grad, weight, scale, False), sums
+
+
+def _weighted(x: Optional[Tensor], weight, scale, reduce: bool):
+    if x is None:
+        return None
+    x = x if weight is None else x * weight
+    x = _sum64(x).to(x.dtype) if reduce else x
+    return x if scale is None else x * scale
+
+
+def _with_index_positives(z, labels, weight, gamma_neg, scale, params, outputs, parts, loss, grad):
+    """The positive slot of each foreground row (label < C), computed on the N gathered logits only, in
+    float64 (N values: the positive term is then as accurate as can be), replaces the negative term of
+    that slot: scattered into the element-wise results, or added as a correction to the sum."""
+    a_pos, a_neg = (1.0, 1.0) if params.alpha is None else (params.alpha, 1.0 - params.alpha)
+    num_classes = z.shape[1]
+    foreground = (labels < num_classes).unsqueeze(1)     # background (= C) rows stay all negative
+    cls = torch.clamp(labels, max=num_classes - 1).unsqueeze(1)
+    parts_at = sigmoid_parts(z.gather(1, cls).to(torch.float64), params.clip)
+    loss_pos, grad_pos = positive_term(parts_at, params.gamma_pos, params, outputs.need_grad)
+    loss_neg_at, grad_neg_at = negative_term(parts_at, _gamma_at(gamma_neg, cls), params, outputs.need_grad)
+    w_at = None if weight is None else (weight if weight.shape[1] == 1 else weight.gather(1, cls))
+    loss = a_neg * loss
+    if outputs.reduce:
+        correction = torch.where(foreground, a_pos * loss_pos - a_neg * loss_neg_at, 0.0)
+        total = _sum64(loss if weight is None else loss * weight) + _sum64(_weighted(correction, w_at, None, False))
+        loss = total.to(z.dtype) if scale is None else total.to(z.dtype) * scale
+    else:
+        loss_at = torch.where(foreground, a_pos * loss_pos, a_neg * loss_neg_at).to(z.dtype)
+        loss = _weighted(loss, weight, scale, False).scatter(1, cls, _weighted(loss_at, w_at, scale, False))
+    if outputs.need_grad:
+        grad_at = torch.where(foreground, a_pos * grad_pos, a_neg * grad_neg_at).to(z.dtype)
+        grad = _weighted(a_neg * grad, weight, scale, False).scatter(1, cls, _weighted(grad_at, w_at, scale, False))
+    sums = None
+    if outputs.probe:
+        counted = torch.ones_like(z) if weight is None else (weight > 0).to(z.dtype).expand_as(z)
+        counted_at = foreground.to(z.dtype) * (1.0 if w_at is None else (w_at > 0).to(z.dtype))
+        num_pos = _sum64(counted_at)
+        sums = torch.stack([_sum64(counted_at * parts_at.p), num_pos,
+                            _sum64(counted * parts.q) - _sum64(counted_at * parts_at.q), _sum64(counted) - num_pos])
+    return loss, grad, sums

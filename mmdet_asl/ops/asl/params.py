@@ -1,0 +1,52 @@
+"""The two named structures the loss is configured with: what it computes, and how it runs."""
+import os
+from typing import NamedTuple, Optional
+
+FOCUSING_GRAD_MODES = ('full', 'detached')
+IMPLS = ('eager', 'compiled')
+
+
+class ASLParams(NamedTuple):
+    """Hyper-parameters of Eq. 7 (see :func:`~mmdet_asl.ops.asl.reference.asymmetric_loss_reference`).
+
+    Attributes:
+        gamma_pos: focusing exponent gamma+ of positives (>= 0).
+        gamma_neg: focusing exponent gamma- of negatives (>= 0). A value that changes every iteration
+            (the adaptive asymmetry of Eq. 11) is passed to the loss as a tensor instead.
+        clip: probability margin m in [0, 1) (Eq. 5).
+        eps: floor of the probabilities inside the logarithms, in (0, 1).
+        alpha: optional static weighting, alpha for positives, 1 - alpha for negatives.
+        focusing_grad: 'full' (differentiate through the focusing weights, Eq. 8) or 'detached'.
+    """
+    gamma_pos: float = 0.0
+    gamma_neg: float = 4.0
+    clip: float = 0.05
+    eps: float = 1e-8
+    alpha: Optional[float] = None
+    focusing_grad: str = 'full'
+
+
+class ExecOptions(NamedTuple):
+    """How the loss runs; none of these change its value.
+
+    Attributes:
+        impl: 'eager' (plain PyTorch, no warm-up) or 'compiled' (the same kernel fused by
+            ``torch.compile``: one pass over memory, a compilation of some seconds per configuration).
+        validate: check the input values (label range, targets in [0, 1], finite logits, non-negative
+            finite weights and avg_factor) before the kernel. Each check reads the device's answer
+            (one host synchronisation per call); a validated training loop may turn it off.
+    """
+    impl: str = 'eager'
+    validate: bool = True
+
+
+def impl_override() -> Optional[str]:
+    """The implementation forced by the environment: ``MMDET_ASL_COMPILE=1`` selects 'compiled', ``=0``
+    'eager'; unset leaves the configured one. Read once, when this module is imported."""
+    value = os.environ.get('MMDET_ASL_COMPILE')
+    if value is None or value.strip() == '':
+        return None
+    return 'eager' if value.strip().lower() in ('0', 'false', 'off', 'no') else 'compiled'
+
+
+IMPL_OVERRIDE = impl_override()

@@ -1,0 +1,76 @@
+"""The Asymmetric Loss written as plainly as possible: the specification every fast path is tested against.
+
+Ben-Baruch, Ridnik et al., "Asymmetric Loss For Multi-Label Classification", ICCV 2021. Torch only,
+differentiated by autograd; nothing here is tuned for speed.
+"""
+from typing import Optional, Tuple
+
+import torch
+from torch import Tensor
+
+
+def asymmetric_loss_reference(logits: Tensor,
+                              target: Tensor,
+                              gamma_pos: float = 0.0,
+                              gamma_neg=4.0,
+                              clip: float = 0.05,
+                              eps: float = 1e-8,
+                              alpha: Optional[float] = None,
+                              focusing_grad: str = 'full') -> Tensor:
+    """Element-wise ASL, Eq. 7, for (N, C) logits and dense (N, C) targets y in [0, 1].
+
+    ``gamma_neg`` may be a float, a 0-dim tensor or a (C,) tensor (one gamma- per class). ``alpha``
+    weights positives by alpha and negatives by 1 - alpha (the paper's "FL + linear weighting").
+    ``focusing_grad='detached'`` holds the focusing weights constant under differentiation (the
+    official repository's default); ``'full'`` differentiates through them (Eq. 8).
+    """
+    p = torch.sigmoid(logits)
+    p_m = torch.clamp(p - clip, min=0)                                   # Eq. 5: the shifted probability
+    w_pos = (1 - p) ** gamma_pos                                         # Eq. 7: focusing of positives
+    w_neg = p_m ** gamma_neg                                             # Eq. 7: focusing of negatives
+    if focusing_grad == 'detached':
+        w_pos, w_neg = w_pos.detach(), w_neg.detach()
+    l_pos = w_pos * torch.log(torch.clamp(p, min=eps))                   # Eq. 7: L+
+    l_neg = w_neg * torch.log(torch.clamp(1 - p_m, min=eps))             # Eq. 7: L-
+    a_pos, a_neg = (1.0, 1.0) if alpha is None else (alpha, 1 - alpha)
+    # Linear in y: soft targets interpolate between the two terms.
+    return -(a_pos * target * l_pos + a_neg * (1 - target) * l_neg)
+
+
+def dense_target(target: Tensor, num_classes: int, dtype=torch.float64) -> Tensor:
+    """(N,) class indices with background = C (MMDetection's convention) as a dense (N, C) 0/1 matrix;
+    (N, C) targets are returned in ``dtype``."""
+    if target.dim() == 1 and not target.is_floating_point():
+        classes = torch.arange(num_classes, device=target.device)
+        return (target.long().unsqueeze(1) == classes).to(dtype)
+    return target.to(dtype)
+
+
+def probe_sums_reference(logits: Tensor, target: Tensor, weight: Optional[Tensor] = None) -> Tensor:
+    """The sums behind the probability gap, Eq. 9-10, as a float64 tensor of 4.
+
+    ``[sum of p over positive slots, number of positive slots, sum of 1 - p over negative slots,
+    number of negative slots]``. ``target`` is dense (N, C) or (N,) class indices (background = C); a
+    soft target y counts y as positive mass and 1 - y as negative mass; slots with ``weight == 0`` are left
+    out. Sums, not means, so that they add across iterations and all-reduce across ranks.
+    """
+    with torch.no_grad():
+        z = logits.detach().to(torch.float64)
+        y = dense_target(target, z.shape[1])
+        counted = torch.ones_like(z) if weight is None else \
+            (weight.detach().reshape(z.shape[0], -1) > 0).to(z.dtype).expand_as(z)
+        p = torch.sigmoid(z)
+        return torch.stack([(y * counted * p).sum(), (y * counted).sum(),
+                            ((1 - y) * counted * (1 - p)).sum(), ((1 - y) * counted).sum()])
+
+
+def probability_gap(sums: Tensor) -> Tuple[float, float, float]:
+    """(p_t+, p_t-, Delta p = p_t+ - p_t-) from the sums of :func:`probe_sums_reference` (Eq. 9-10).
+
+    p_t is p for positives and 1 - p for negatives; p_t+ and p_t- are their means. A side with no slots
+    gives NaN (and so does Delta p): nothing was measured.
+    """
+    s = [float(v) for v in sums]
+    pt_pos = s[0] / s[1] if s[1] > 0 else float('nan')
+    pt_neg = s[2] / s[3] if s[3] > 0 else float('nan')
+    return pt_pos, pt_neg, pt_pos - pt_neg
