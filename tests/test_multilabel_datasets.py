@@ -194,3 +194,139 @@ def test_cutout_random_fill():
     assert CutoutRandomFill(prob=0.0)(dict(img=img))['img'] is img
     with pytest.raises(ValueError, match='cutout_factor'):
         CutoutRandomFill(cutout_factor=0)
+
+
+# ----------------------------------------------------------------- malformed files: errors name the file
+from mmdet_asl.datasets.checks import DatasetFileError  # noqa: E402
+
+
+def _raises(build, path, *fragments):
+    with pytest.raises((DatasetFileError, FileNotFoundError)) as info:
+        build()
+    message = str(info.value)
+    assert str(path) in message, message
+    for fragment in fragments:
+        assert fragment in message, message
+    return message
+
+
+def _coco_json(tmp_path, content):
+    root = _coco(tmp_path)
+    path = root / 'annotations' / 'inst.json'
+    path.write_text(content if isinstance(content, str) else json.dumps(content))
+    return root, path, lambda: CocoMultiLabel(ann_file='annotations/inst.json', data_root=str(root),
+                                              data_prefix='imgs')
+
+
+def test_coco_empty_corrupt_unknown_category_and_duplicate_ids(tmp_path):
+    root, path, build = _coco_json(tmp_path, '')
+    _raises(build, path, 'is empty', 'COCO instances JSON')
+    path.write_text('{"images": [')
+    _raises(build, path, 'not valid JSON', 'line 1')
+    good = dict(images=[dict(id=1, file_name='1.jpg')], categories=[dict(id=3, name='a'), dict(id=7, name='b')],
+                annotations=[dict(id=5, image_id=1, category_id=99)])
+    path.write_text(json.dumps(good))
+    _raises(build, path, 'annotations[0]', 'category_id 99', '[3, 7]')
+    good['annotations'][0]['category_id'] = 3
+    good['categories'].append(dict(id=3, name='c'))
+    path.write_text(json.dumps(good))
+    _raises(build, path, 'categories[2]', 'repeats category id 3', "'a' and 'c'")
+
+
+def test_coco_without_annotated_images(tmp_path):
+    root, path, build = _coco_json(tmp_path, dict(images=[dict(id=1, file_name='1.jpg')],
+                                                  categories=[dict(id=1, name='a')], annotations=[]))
+    _raises(build, path, 'no samples', 'without annotations')
+
+
+def test_voc_empty_image_list(tmp_path):
+    root = tmp_path / 'voc'
+    for sub in ('JPEGImages', 'Annotations', 'ImageSets/Main'):
+        (root / sub).mkdir(parents=True)
+    listing = root / 'ImageSets' / 'Main' / 'trainval.txt'
+    listing.write_text('\n\n')
+    _raises(lambda: VOC2007MultiLabel(data_root=str(root), split='trainval'), listing, 'is empty', 'image id')
+
+
+@pytest.mark.parametrize('which', ['list', 'concepts', 'labels'])
+def test_nus_wide_empty_files(tmp_path, which):
+    root, _ = _nus(tmp_path)
+    path = {'list': root / 'ImageList' / 'Imagelist.txt', 'concepts': root / 'Concepts81.txt',
+            'labels': root / 'Groundtruth' / 'AllLabels' / 'Labels_water.txt'}[which]
+    path.write_text('')
+    _raises(lambda: NUSWIDEMultiLabel(data_root=str(root)), path, 'is empty')
+
+
+def test_nus_wide_bad_label_line_latin1_and_duplicate_concepts(tmp_path):
+    root, _ = _nus(tmp_path)
+    labels = root / 'Groundtruth' / 'AllLabels' / 'Labels_sky.txt'
+    lines = labels.read_text().splitlines()
+    lines[3] = 'yes'
+    labels.write_text('\n'.join(lines) + '\n')
+    _raises(lambda: NUSWIDEMultiLabel(data_root=str(root)), labels, 'line 4', "'yes'", 'expected 0 or 1')
+    concepts = root / 'Concepts81.txt'
+    concepts.write_bytes('sky\nwater\ncaf\u00e9\n'.encode('latin-1'))
+    _raises(lambda: NUSWIDEMultiLabel(data_root=str(root)), concepts, 'line 3 is not UTF-8', 'iconv')
+    concepts.write_text('sky\nwater\nsky\n')
+    _raises(lambda: NUSWIDEMultiLabel(data_root=str(root)), concepts, 'lines 1 and 3', "'sky'")
+
+
+def test_nus_wide_official_split(tmp_path):
+    root, _ = _nus(tmp_path)
+    (root / 'Groundtruth' / 'TrainTestLabels').mkdir(parents=True)
+    rng = np.random.default_rng(1)
+    sizes = dict(Train=6, Test=4)
+    for tag, n in sizes.items():
+        (root / 'ImageList' / f'{tag}Imagelist.txt').write_text('\n'.join(f'{tag}\\{i}.jpg' for i in range(n)))
+        split_labels = rng.integers(0, 2, size=(n, 3))
+        split_labels[0] = [1, 0, 1]
+        split_labels[1] = 0  # unlabeled: dropped
+        for j, c in enumerate(['sky', 'water', 'cat']):
+            np.savetxt(root / 'Groundtruth' / 'TrainTestLabels' / f'Labels_{c}_{tag}.txt', split_labels[:, j],
+                       fmt='%d')
+    train = NUSWIDEMultiLabel(data_root=str(root), split='train', split_mode='official')
+    test = NUSWIDEMultiLabel(data_root=str(root), split='test', split_mode='official')
+    assert len(train) == 5 and len(test) == 3  # the official lists, minus the unlabeled image of each
+    assert train.get_data_info(0)['img_path'].endswith(osp.join('Flickr', 'Train', '0.jpg'))
+    assert train.get_data_info(0)['gt_label'] == [0, 2]
+    assert test.get_data_info(1)['img_path'].endswith(osp.join('Test', '2.jpg'))
+    with pytest.raises(ValueError, match='split_mode'):
+        NUSWIDEMultiLabel(data_root=str(root), split_mode='paper')
+
+
+def _oi_build(root, **kw):
+    return lambda: OpenImagesPartialLabel(data_root=str(root), ann_file='annotations/train.csv', **kw)
+
+
+def test_open_images_malformed_files(tmp_path):
+    root = _openimages(tmp_path)
+    csv_file, classes = root / 'annotations' / 'train.csv', root / 'annotations' / 'classes.txt'
+    rows = csv_file.read_text().splitlines()
+    csv_file.write_text(rows[0] + '\n')
+    _raises(_oi_build(root), csv_file, 'no annotation row')
+    csv_file.write_text('\n'.join(rows[:2] + ['img2,verification,/m/d,sure'] + rows[3:]) + '\n')
+    _raises(_oi_build(root), csv_file, 'line 3', "Confidence 'sure'", 'expected a number')
+    csv_file.write_text('\n'.join(rows) + '\n')
+    classes.write_text('/m/x\n/m/y\n')
+    message = _raises(_oi_build(root), csv_file, 'none of the', '/m/a')
+    assert str(classes) in message
+    classes.write_text('')
+    _raises(_oi_build(root), classes, 'is empty')
+    classes.write_text('LabelName,DisplayName\n')
+    _raises(_oi_build(root), classes, 'no class')
+    classes.write_bytes('/m/a,Caf\u00e9\n/m/b,b\n'.encode('latin-1'))
+    _raises(_oi_build(root), classes, 'line 1 is not UTF-8')
+    classes.write_text('/m/a\n/m/b\n/m/a\n')
+    _raises(_oi_build(root), classes, 'lines 1 and 3', "'/m/a'")
+
+
+def test_zero_byte_image_names_the_file(tmp_path):
+    root = _openimages(tmp_path)
+    image = root / 'train' / 'img1.jpg'
+    image.write_bytes(b'')
+    ds = OpenImagesPartialLabel(data_root=str(root), ann_file='annotations/train.csv',
+                                pipeline=[dict(type='LoadImageFromFile'), dict(type='PackInputs')])
+    _raises(lambda: ds[0], image, 'empty (0 bytes)', 'sample 0')
+    assert ds[1]['inputs'].shape == (3, 16, 16)
+    image.write_bytes(b'not a jpeg at all')
+    _raises(lambda: ds[0], image, 'cannot load sample 0')
