@@ -1,17 +1,5 @@
-# FCOS (with the FCOS/ATSS improvements) + TResNet-M + FPN, FocalLoss (gamma=2): the baseline of the
-# ASL paper's detection experiment (Ben-Baruch et al., ICCV 2021, appendix I; COCO box mAP 44.0).
-# Its ASL twin, configs/fcos_tresnetm_asl.py, inherits from this file and changes only loss_cls.
-#
-# Batch 48 = 8 GPUs x 6 images per GPU:
-#   bash tools/dist_train.sh configs/fcos_tresnetm_focal.py 8
-# (other GPU counts: keep the total at 48 with --cfg-options train_dataloader.batch_size=...,
-#  or pass --auto-scale-lr to scale the lr linearly from base_batch_size=48.)
-#
-# Backbone weights: a local ImageNet TResNet-M checkpoint (nothing is downloaded). Make it once on a
-# machine with internet (timm's tag; the official MIIL/ASL .pth files load as well):
-#   python -c "import timm, torch; torch.save(timm.create_model('tresnet_m.miil_in21k_ft_in1k', \
-#       pretrained=True).state_dict(), 'checkpoints/tresnet_m_miil_in21k_ft_in1k.pth')"
-# or point --cfg-options model.backbone.init_cfg.checkpoint=... elsewhere.
+# FCOS (FCOS/ATSS improvements) + TResNet-M + FPN with FocalLoss (gamma 2): the ASL paper's detection baseline
+# (appendix I), 8 GPUs x 6 images = batch 48. Backbone weights, data and results: configs/README.md.
 _base_ = 'mmdet::fcos/fcos_r50-caffe_fpn_gn-head-center-normbbox-centeronreg-giou_1x_coco.py'
 
 custom_imports = dict(imports=['mmdet_asl'], allow_failed_imports=False)
