@@ -5,6 +5,8 @@
         [--resume [CKPT]] [--cfg-options k=v ...] [--launcher {none,pytorch,slurm,mpi}]
 
 ``mmdet_asl`` is imported here (and by the configs' ``custom_imports``), so plain MMDetection configs train too.
+Before the Runner is built, every data and weight file the config names is checked; all missing ones are
+reported at once with how to obtain each (:func:`mmdet_asl.utils.check_config_files`).
 """
 import argparse
 import os
@@ -17,6 +19,7 @@ from mmengine.runner import Runner
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout without install
 import mmdet_asl  # noqa: F401,E402  (registers AsymmetricLoss and TResNet)
+from mmdet_asl.utils import MissingFilesError, check_config_files  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -72,6 +75,12 @@ def main(argv=None):
     except ImportError:
         pass
     cfg = build_cfg(args)
+    try:  # all missing data and weight files at once, before the Runner stops at the first one
+        check_config_files(cfg, loaders=('train', 'val') if cfg.get('val_cfg') else ('train', ))
+    except MissingFilesError as exc:
+        if argv is not None:  # called from Python: let the caller handle it
+            raise
+        sys.exit(f'{args.config}: {exc}')
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     runner.train()
     return runner
