@@ -1,11 +1,13 @@
 # Open Images (V6 image-level labels) with partial labels. Train: verified present = 1, verified absent = 0,
 # untagged = negative with weight `untagged_weight`, which reaches the loss as a per-label (N, C) weight
 # (gt_label_weight -> PackInputs algorithm_keys -> WeightedMultiLabelLinearClsHead -> loss weight).
-# Evaluation: untagged labels are ignored (target -1). Set num_classes to the length of classes.txt
-# (the paper: 9605 trainable classes).
+# Evaluation: untagged labels are ignored (target -1). `untagged_weight` 0.1 is this project's choice (the paper
+# gives no value); change it with --cfg-options untagged_weight=... .
 _base_ = ['./pipelines_448.py']
 dataset_type = 'OpenImagesPartialLabel'
 data_root = 'data/openimages/'
+# The number of classes in annotations/classes.txt (9605 lines in V6's oidv6-classes-trainable.txt); set it to
+# `wc -l < annotations/classes.txt` for another class list: a mismatch stops at the first batch with an error.
 num_classes = 9605
 untagged_weight = 0.1
 data_preprocessor = dict(num_classes=num_classes)

@@ -12,5 +12,7 @@ model = dict(
         in_channels=2432,
         # ASL, the paper's setting (gamma- = 4, gamma+ = 0, m = 0.05). Our loss (mmdet_asl), reached across
         # registry scopes. Mean over the batch of the sum over classes (the head passes avg_factor = N).
+        # focusing_grad='full' (default) differentiates the focusing weight (Eq. 8); the official train.py detaches
+        # it: focusing_grad='detached'. docs/ablations.md measures both.
         loss=dict(type='mmdet.AsymmetricLoss', gamma_pos=0.0, gamma_neg=4.0, clip=0.05, loss_weight=1.0),
         thr=0.5))
