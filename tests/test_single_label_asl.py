@@ -1,73 +1,78 @@
-"""Single-label ASL (appendix H) as an MMPretrain loss, its example configs and the macro-F1 metric."""
+"""Single-label recipes (appendix H): sigmoid ASL on one-hot targets as the default, standard softmax
+cross-entropy and softmax focal twins, the CUB and Herbarium 2020 configs (one training step each on a tiny
+Herbarium-layout set) and the macro-F1 metric."""
 import glob
+import json
 import math
 import os.path as osp
+import sys
 
+import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
+from PIL import Image
 
-import mmdet_asl.models.classification  # noqa: F401
+import mmdet_asl  # noqa: F401
 from mmpretrain.evaluation import SingleLabelMetric
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, osp.join(ROOT, 'tools', 'dataset_converters'))
+import herbarium2020_to_lists as h2l  # noqa: E402
+
 CONFIGS = sorted(glob.glob(osp.join(ROOT, 'configs', 'single_label', '*.py')))
+LOSS_TYPES = {'asl': 'mmdet.AsymmetricLoss', 'ce': 'CrossEntropyLoss', 'focal': 'SoftmaxFocalLoss'}
 
 
-def _by_hand(logits, label, gp, gn, clip=0.0):
-    p = [math.exp(v) for v in logits]
-    s = sum(p)
-    p = [v / s for v in p]
-    total = 0.0
-    for c, pc in enumerate(p):
-        if c == label:
-            total += -((1 - pc) ** gp) * math.log(pc)
-        else:
-            pm = max(pc - clip, 0.0)
-            total += -(pm ** gn) * math.log(1 - pm)
-    return total
+def _kind(path):
+    return osp.basename(path).split('_')[1]
 
 
-def test_registered_and_matches_hand_computation():
-    loss = MODELS.build(dict(type='AsymmetricLossSingleLabel', gamma_pos=0.0, gamma_neg=4.0))
-    logits = torch.tensor([[2.0, 0.5, -1.0], [0.1, 0.2, 3.0]], dtype=torch.float64)
-    labels = torch.tensor([0, 1])
-    expected = [_by_hand(logits[i].tolist(), int(labels[i]), 0.0, 4.0) for i in range(2)]
-    out = loss(logits, labels, reduction_override='none')
-    torch.testing.assert_close(out, torch.tensor(expected, dtype=out.dtype), rtol=1e-6, atol=1e-8)
-    assert loss(logits, labels, avg_factor=2).item() == pytest.approx(sum(expected) / 2, rel=1e-6)
-    assert loss(logits, labels).item() == pytest.approx(sum(expected) / 2, rel=1e-6)
-    assert loss(logits, labels, weight=torch.tensor([1.0, 0.0]), reduction_override='sum').item() == \
-        pytest.approx(expected[0], rel=1e-6)
-    focal = MODELS.build(dict(type='AsymmetricLossSingleLabel', gamma_pos=2.0, gamma_neg=2.0, clip=0.05))
-    assert focal(logits, labels, reduction_override='sum').item() == pytest.approx(
-        sum(_by_hand(logits[i].tolist(), int(labels[i]), 2.0, 2.0, 0.05) for i in range(2)), rel=1e-6)
-
-
-def test_gradient_and_bad_inputs():
-    loss = MODELS.build(dict(type='AsymmetricLossSingleLabel'))
-    logits = torch.randn(4, 5, requires_grad=True)
-    loss(logits, torch.tensor([0, 1, 2, 3]), avg_factor=4).backward()
-    assert torch.isfinite(logits.grad).all() and logits.grad.abs().sum() > 0
+def test_softmax_focal_is_standard():
+    logits = torch.randn(6, 5, dtype=torch.float64)
+    labels = torch.tensor([0, 1, 2, 3, 4, 0])
+    ce = MODELS.build(dict(type='SoftmaxFocalLoss', gamma=0.0))
+    torch.testing.assert_close(ce(logits.float(), labels, avg_factor=6),
+                               F.cross_entropy(logits.float(), labels), rtol=1e-6, atol=1e-7)
+    focal = MODELS.build(dict(type='SoftmaxFocalLoss', gamma=2.0))
+    p = logits.softmax(1)[torch.arange(6), labels]
+    by_hand = (-(1 - p) ** 2 * p.log()).tolist()
+    out = focal(logits, labels, reduction_override='none')
+    torch.testing.assert_close(out, torch.tensor(by_hand, dtype=out.dtype), rtol=1e-5, atol=1e-7)
+    x = logits.float().requires_grad_()
+    focal(x, labels, avg_factor=6).backward()
+    assert torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
     with pytest.raises(ValueError, match='soft targets'):
-        loss(logits, torch.rand(4, 5))
-    with pytest.raises(ValueError, match='reduction'):
-        MODELS.build(dict(type='AsymmetricLossSingleLabel', reduction='avg'))
-    with pytest.raises(ValueError, match='gamma_neg'):
-        MODELS.build(dict(type='AsymmetricLossSingleLabel', gamma_neg=-1.0))
+        focal(x, torch.rand(6, 5))
+    with pytest.raises(ValueError, match=r'labels must be in \[0, 5\)'):
+        focal(x, torch.tensor([0, 1, 2, 3, 4, 5]))
+    with pytest.raises(ValueError, match='gamma'):
+        MODELS.build(dict(type='SoftmaxFocalLoss', gamma=-1.0))
 
 
-def test_in_a_linear_cls_head():
-    head = MODELS.build(dict(type='LinearClsHead', num_classes=5, in_channels=8,
-                             loss=dict(type='AsymmetricLossSingleLabel', gamma_pos=0.0, gamma_neg=4.0)))
-    samples = [DataSample().set_gt_label(i) for i in (0, 3, 4)]
-    out = head.loss((torch.randn(3, 8), ), samples)
-    assert torch.isfinite(out['loss'])
-    out['loss'].backward()
-    assert head.fc.weight.grad.abs().sum() > 0
+def test_sigmoid_asl_on_one_hot_targets_in_a_linear_head():
+    """The paper's single-label form: Eq. 7 summed over the classes of a one-hot target, mean over samples."""
+    init_default_scope('mmpretrain')
+    head = MODELS.build(dict(type='LinearClsHead', num_classes=4, in_channels=3,
+                             loss=dict(type='mmdet.AsymmetricLoss', gamma_pos=0.0, gamma_neg=4.0, clip=0.05)))
+    feats = torch.randn(2, 3)
+    samples = [DataSample().set_gt_label(1), DataSample().set_gt_label(3)]
+    loss = head.loss((feats, ), samples)['loss']
+    logits = head.fc(feats).detach().double()
+    total = 0.0
+    for row, label in zip(logits.tolist(), (1, 3)):
+        for c, z in enumerate(row):
+            p = 1 / (1 + math.exp(-z))
+            if c == label:
+                total -= math.log(p)
+            else:
+                pm = max(p - 0.05, 0.0)
+                total -= pm ** 4 * math.log(1 - pm)
+    assert loss.item() == pytest.approx(total / 2, rel=1e-5)
 
 
 def test_macro_f1_is_the_mean_of_per_class_f1():
@@ -79,14 +84,78 @@ def test_macro_f1_is_the_mean_of_per_class_f1():
 
 
 @pytest.mark.parametrize('path', CONFIGS, ids=osp.basename)
-def test_config_builds(path):
+def test_config_builds_and_twins_change_only_the_loss(path):
     cfg = Config.fromfile(path)
     init_default_scope('mmpretrain')
-    assert cfg.model.head.loss.type == 'AsymmetricLossSingleLabel'
+    kind = _kind(path)
+    assert cfg.model.head.loss.type == LOSS_TYPES[kind]
     assert cfg.model.backbone.init_cfg is None  # nothing downloads
     assert any(e.type == 'SingleLabelMetric' and e.average == 'macro' and 'f1-score' in e['items']
                for e in cfg.val_evaluator)
-    model = MODELS.build(cfg.model)
-    assert type(model.head.loss_module).__name__ == 'AsymmetricLossSingleLabel'
-    expected = (0.0, 4.0) if '_asl-sl_' in path else (2.0, 2.0)
-    assert (model.head.loss_module.gamma_pos, model.head.loss_module.gamma_neg) == expected
+    assert cfg.data_preprocessor.num_classes == cfg.model.head.num_classes
+    if kind == 'asl':
+        loss = cfg.model.head.loss
+        assert (loss.gamma_pos, loss.gamma_neg, loss.clip) == (0.0, 4.0, 0.05)
+    else:
+        twin = Config.fromfile(path.replace(f'_{kind}_', '_asl_')).to_dict()
+        mine = cfg.to_dict()
+        for d in (twin, mine):
+            d['model']['head'].pop('loss')
+        assert mine == twin
+
+
+def _herbarium(tmp_path, per_class=(3, 1, 4)):
+    root = tmp_path / 'herbarium'
+    images, anns = [], []
+    for cat, n in zip((7, 3, 11), per_class):
+        for _ in range(n):
+            i = len(images)
+            name = f'images/{cat}/{i}.jpg'
+            (root / 'train' / 'images' / str(cat)).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(np.full((40, 40, 3), 20 * i, np.uint8)).save(root / 'train' / name)
+            images.append(dict(id=100 + i, file_name=name))
+            anns.append(dict(id=i, image_id=100 + i, category_id=cat))
+    cats = [dict(id=c, name=f'species {c}') for c in (11, 3, 7)]
+    (root / 'train' / 'metadata.json').write_text(json.dumps(dict(images=images, annotations=anns, categories=cats)))
+    return root
+
+
+def test_herbarium_lists(tmp_path):
+    root = _herbarium(tmp_path)
+    assert h2l.main([str(root), '--val-ratio', '0.3']) == 0
+    train = (root / 'meta' / 'train.txt').read_text().split('\n')[:-1]
+    val = (root / 'meta' / 'val.txt').read_text().split('\n')[:-1]
+    assert (root / 'meta' / 'classes.txt').read_text() == 'species 3\nspecies 7\nspecies 11\n'
+    assert len(train) + len(val) == 8
+    val_labels = sorted(int(line.split()[1]) for line in val)
+    assert val_labels == [1, 2]  # one of class 7's 3 and of class 11's 4; class 3's only image stays in train
+    assert all(line.startswith('images/7/') for line in train + val if line.endswith(' 1'))
+    with pytest.raises(FileNotFoundError, match='metadata.json'):
+        h2l.main([str(tmp_path / 'absent')])
+
+
+@pytest.mark.parametrize('kind', ['asl', 'ce', 'focal'])
+def test_herbarium_config_trains_one_step(kind, tmp_path):
+    from mmengine.runner import Runner
+    root = _herbarium(tmp_path, per_class=(2, 1, 1))
+    assert h2l.main([str(root), '--val-ratio', '0.0']) == 0
+    cfg = Config.fromfile(osp.join(ROOT, 'configs', 'single_label', f'resnet50_{kind}_8xb8_herbarium2020-448px.py'))
+    cfg.work_dir = str(tmp_path / 'work')
+    cfg.model.head.num_classes = cfg.data_preprocessor.num_classes = 3
+    ds = cfg.train_dataloader.dataset
+    ds.data_root, ds.classes = str(root), str(root / 'meta' / 'classes.txt')
+    ds.pipeline = [t for t in ds.pipeline if t.type != 'Resize']
+    for t in ds.pipeline:
+        if t.type == 'RandomCrop':
+            t.crop_size = 32
+    cfg.train_dataloader.update(batch_size=4, num_workers=0, persistent_workers=False)
+    cfg.train_cfg = dict(by_epoch=True, max_epochs=1, val_interval=100)
+    for key in ('val_dataloader', 'val_cfg', 'val_evaluator', 'test_dataloader', 'test_cfg', 'test_evaluator'):
+        cfg[key] = None
+    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=-1)
+    cfg.log_level = 'WARNING'
+    runner = Runner.from_cfg(cfg)
+    before = runner.model.head.fc.weight.detach().clone()
+    runner.train()
+    assert runner.iter == 1 and not torch.equal(before, runner.model.head.fc.weight)
+    assert type(runner.model.head.loss_module).__name__ == LOSS_TYPES[kind].split('.')[-1]
