@@ -1,9 +1,4 @@
-
-# Tests exercise the eager kernels by default (compiling every variant would take minutes on 2 cores);
-# tests/test_loss_compiled.py turns torch.compile on explicitly.
-
-
-import pytest  # noqa: E402
+import pytest
 
 
 @pytest.fixture(autouse=True)

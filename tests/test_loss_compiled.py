@@ -125,3 +125,30 @@ def test_no_global_torch_setting_changes_across_threads():
         t.join()
     assert not errors
     assert {key: getattr(config, key) for key in before} == before
+
+
+@pytest.mark.parametrize('impl', ['eager', 'compiled'])
+def test_loss_traces_whole_inside_an_outer_compile(impl):
+    """fullgraph=True: the loss module (probe on, adaptive gamma- tensor, tensor avg_factor) is one operator
+    of the outer graph, with no graph break, and gives the uncompiled values and gradients."""
+    from mmdet_asl.models import AsymmetricLoss
+
+    torch.manual_seed(5)
+    layer = torch.nn.Linear(6, 4)
+    loss = AsymmetricLoss(gamma_pos=1.0, gamma_neg=3.0, clip=0.05, impl=impl, probe=True)
+    loss.gamma_neg_dynamic = True
+
+    def step(x, labels, avg_factor):
+        return loss(layer(x), labels, avg_factor=avg_factor)
+
+    compiled_step = torch.compile(step, fullgraph=True, backend='aot_eager')
+    x, labels, avg = torch.randn(40, 6), torch.randint(0, 5, (40, )), torch.tensor(7.0)
+    results = []
+    for fn in (compiled_step, step):
+        layer.zero_grad()
+        value = fn(x, labels, avg)
+        value.backward()
+        results.append((value.detach(), layer.weight.grad.clone(), loss.pop_probe_sums()))
+    for got, expected in zip(*results):
+        torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-7)
+    assert results[0][2][1] > 0
