@@ -4,11 +4,12 @@ Loading. MMEngine 0.10.x loads local checkpoints with a plain ``torch.load``. Un
 any code the file names, so MMEngine's local loader is replaced by one that always uses
 ``torch.load(weights_only=True)`` with an allow-list of exactly the non-tensor classes MMEngine writes
 into its own checkpoints (:data:`CHECKPOINT_SAFE_GLOBALS`): the message hub's ``HistoryBuffer`` and the
-numpy arrays, dtypes and scalars it holds. ``--resume``, ``load_from`` and backbone ``init_cfg`` weights
-all load; a file that names anything else (``os.system``, ``subprocess.Popen``, a user class ...) is
-refused before that object is created, with a :class:`CheckpointLoadError` naming the file and the
-refused global. A checkpoint the user trusts that needs another class can be allowed explicitly with
-:func:`allow_checkpoint_globals`. A truncated or non-checkpoint file gives a :class:`CheckpointLoadError`
+numpy arrays, dtypes and scalars it holds, and the one-cycle scheduler class (a restricted ``getattr``
+reaches only the functions these classes keep as values). ``--resume``, ``load_from`` and backbone
+``init_cfg`` weights all load; a file that names anything else (``os.system``, ``subprocess.Popen``, a
+user class ...) is refused before that object is created, with a :class:`CheckpointLoadError` naming the
+file and the refused global. A checkpoint the user trusts that needs another class can be allowed
+explicitly with :func:`allow_checkpoint_globals`. A truncated or non-checkpoint file gives a :class:`CheckpointLoadError`
 naming the file as well.
 
 Saving. MMEngine writes a checkpoint with ``open(path, 'wb').write(...)``: a process killed during the
@@ -26,6 +27,7 @@ import numpy as np
 import torch
 from mmengine.fileio.backends import LocalBackend, register_backend
 from mmengine.logging.history_buffer import HistoryBuffer
+from mmengine.optim.scheduler.param_scheduler import OneCycleParamScheduler
 from mmengine.runner.checkpoint import CheckpointLoader
 
 
@@ -33,13 +35,20 @@ class CheckpointLoadError(RuntimeError):
     """A checkpoint file was refused (unsafe content) or could not be read (truncated, not a checkpoint)."""
 
 
-def _history_buffer_getattr(obj: Any, name: str) -> Any:
-    """``getattr`` restricted to what pickle needs for ``HistoryBuffer``'s statistics methods.
+def _function_attributes() -> dict:
+    """Class -> names of functions MMEngine's checkpoints reference through ``getattr(class, name)``."""
+    return {HistoryBuffer: set(HistoryBuffer._statistics_methods),  # min, max, current, mean
+            OneCycleParamScheduler: {'_annealing_cos', '_annealing_linear'}}  # its state's ``anneal_func``
 
-    ``HistoryBuffer._statistics_methods`` holds the functions ``HistoryBuffer.min``/``max``/``current``/
-    ``mean``; pickle writes each as ``getattr(HistoryBuffer, 'min')``. Any other ``getattr`` is refused.
+
+def _checkpoint_getattr(obj: Any, name: str) -> Any:
+    """``getattr`` restricted to the functions pickle needs for MMEngine's checkpoints.
+
+    Pickle writes a function stored as a value (``HistoryBuffer._statistics_methods`` holds
+    ``HistoryBuffer.min`` ...; a one-cycle scheduler's state holds its ``anneal_func``) as
+    ``getattr(HistoryBuffer, 'min')``. Only those attributes are reachable; any other ``getattr`` is refused.
     """
-    if obj is HistoryBuffer and name in HistoryBuffer._statistics_methods:
+    if isinstance(obj, type) and name in _function_attributes().get(obj, ()):
         return getattr(obj, name)
     raise pickle.UnpicklingError(f'getattr({obj!r}, {name!r}) is not allowed in a checkpoint')
 
@@ -61,8 +70,10 @@ def _numpy_globals() -> list:
 
 #: Non-tensor globals MMEngine's checkpoints contain (found by listing
 #: ``torch.serialization.get_unsafe_globals_in_checkpoint`` of checkpoints saved by MMEngine's Runner for an
-#: MMDetection and an MMPretrain config): the message hub's history buffers and their numpy contents.
-CHECKPOINT_SAFE_GLOBALS = [HistoryBuffer, (_history_buffer_getattr, 'builtins.getattr')] + _numpy_globals()
+#: MMDetection and an MMPretrain config): the message hub's history buffers and their numpy contents, and the
+#: one-cycle scheduler class whose annealing function its state holds.
+CHECKPOINT_SAFE_GLOBALS = ([HistoryBuffer, OneCycleParamScheduler, (_checkpoint_getattr, 'builtins.getattr')] +
+                           _numpy_globals())
 _extra_globals: list = []
 
 

@@ -46,7 +46,8 @@ def runner(work_dir, max_iters, resume=False):
                                         batch_size=4, num_workers=0, collate_fn=dict(type='default_collate')),
                   train_cfg=dict(by_epoch=False, max_iters=max_iters),
                   optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1, momentum=0.9)),
-                  param_scheduler=dict(type='MultiStepLR', by_epoch=False, milestones=[2]),
+                  param_scheduler=[dict(type='MultiStepLR', by_epoch=False, milestones=[2], end=3),
+                                   dict(type='OneCycleLR', eta_max=0.1, total_steps=3, by_epoch=False, begin=3)],
                   default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=2, by_epoch=False)),
                   default_scope='mmengine')
 
@@ -87,14 +88,17 @@ def test_malicious_pickle_is_refused_and_runs_nothing(tmp_path, how):
     assert not marker.exists()
 
 
-def test_getattr_only_reaches_history_buffer_statistics():
+def test_getattr_only_reaches_functions_mmengine_stores():
     from mmengine.logging.history_buffer import HistoryBuffer
+    from mmengine.optim.scheduler.param_scheduler import OneCycleParamScheduler
 
-    from mmdet_asl.compat import _history_buffer_getattr
-    assert _history_buffer_getattr(HistoryBuffer, 'mean') is HistoryBuffer.mean
-    for obj, name in ((HistoryBuffer, '__init__'), (os, 'system'), (HistoryBuffer(), 'mean')):
+    from mmdet_asl.compat import _checkpoint_getattr
+    assert _checkpoint_getattr(HistoryBuffer, 'mean') is HistoryBuffer.mean
+    assert _checkpoint_getattr(OneCycleParamScheduler, '_annealing_cos') is OneCycleParamScheduler._annealing_cos
+    for obj, name in ((HistoryBuffer, '__init__'), (os, 'system'), (HistoryBuffer(), 'mean'),
+                      (OneCycleParamScheduler, 'step')):
         with pytest.raises(pickle.UnpicklingError, match='not allowed'):
-            _history_buffer_getattr(obj, name)
+            _checkpoint_getattr(obj, name)
 
 
 @pytest.mark.parametrize('content', [b'', b'hello world\n' * 10, 'truncated'])

@@ -1,8 +1,12 @@
 #!/usr/bin/env python
-"""Evaluate a trained detector and print COCO box AP, AP50, AP75, APs, APm, APl (pycocotools via CocoMetric).
+"""Evaluate a trained model: COCO box AP, AP50, AP75, APs, APm, APl for detection configs (CocoMetric), the
+multi-label metrics (mAP macro and micro, CP, CR, CF1, OP, OR, OF1, top-3) for MMPretrain multi-label configs
+(ASLMultiLabelMetric), or every metric the config's evaluator returns for other configs.
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out results.pkl] [--json metrics.json]
         [--cfg-options k=v ...] [--launcher {none,pytorch,slurm,mpi}]
+
+The test data and the checkpoint are checked first; all missing files are reported at once.
 """
 import argparse
 import json
@@ -17,18 +21,20 @@ from mmengine.runner import Runner
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import mmdet_asl  # noqa: F401,E402
+from mmdet_asl.utils import MissingFilesError, check_config_files  # noqa: E402
 
+MULTILABEL_KEYS = ('mAP', 'mAP_micro', 'CP', 'CR', 'CF1', 'OP', 'OR', 'OF1')
 COCO_KEYS = (('AP', 'bbox_mAP'), ('AP50', 'bbox_mAP_50'), ('AP75', 'bbox_mAP_75'), ('APs', 'bbox_mAP_s'),
              ('APm', 'bbox_mAP_m'), ('APl', 'bbox_mAP_l'))
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description='Test (and evaluate) a detector')
+    parser = argparse.ArgumentParser(description='Test (and evaluate) a detector or a multi-label classifier')
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--work-dir', help='the directory to save the evaluation metrics')
     parser.add_argument('--out', help='dump predictions to a pickle file for offline evaluation')
-    parser.add_argument('--json', help='also write the COCO box metrics to this JSON file')
+    parser.add_argument('--json', help='also write the metrics to this JSON file')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override settings of the config, key=value')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
@@ -46,6 +52,34 @@ def coco_box_metrics(metrics: dict) -> dict:
         value = metrics.get(f'coco/{key}', metrics.get(key))
         out[name] = float('nan') if value is None else 100.0 * float(value)
     return out
+
+
+def multilabel_metrics(metrics: dict) -> dict:
+    """The ``multi-label/*`` values of ASLMultiLabelMetric (%), threshold and top-3 rows."""
+    rows = {}
+    for suffix, row in (('', 'thr'), ('_top3', 'top-3')):
+        values = {k: metrics.get(f'multi-label/{k}{suffix}') for k in MULTILABEL_KEYS}
+        if any(v is not None for v in values.values()):
+            rows[row] = {k: float('nan') if v is None else float(v) for k, v in values.items()}
+    return rows
+
+
+def format_multilabel_table(rows: dict) -> str:
+    head = ' | '.join(f'{k:>9}' for k in MULTILABEL_KEYS)
+    lines = [f'| {"":>5} | {head} |']
+    for name, values in rows.items():
+        cells = ' | '.join(f'{"":>9}' if math.isnan(v) else f'{v:9.2f}' for v in values.values())
+        lines.append(f'| {name:>5} | {cells} |')
+    return 'Multi-label metrics (%; mAP = macro average):\n' + '\n'.join(lines)
+
+
+def format_other_table(metrics: dict) -> str:
+    return 'Metrics:\n' + '\n'.join(f'  {k}: {float(v):.4f}' for k, v in metrics.items()
+                                     if isinstance(v, (int, float)))
+
+
+def is_detection(metrics: dict) -> bool:
+    return any(k.startswith('coco/') or k.startswith('bbox_') for k in metrics)
 
 
 def format_table(box: dict) -> str:
@@ -66,22 +100,40 @@ def main(argv=None):
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
     cfg.load_from = args.checkpoint
-    # The backbone's ImageNet init is irrelevant (and may point to a missing file) when loading a detector.
+    # The backbone's ImageNet init is irrelevant (and may point to a missing file) when loading a checkpoint.
     if cfg.model.get('backbone', {}).get('init_cfg') is not None:
         cfg.model.backbone.init_cfg = None
+    try:
+        check_config_files(cfg, loaders=('test', ))
+    except MissingFilesError as exc:
+        if argv is not None:
+            raise
+        sys.exit(f'{args.config}: {exc}')
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     if args.out is not None:
-        from mmdet.evaluation import DumpDetResults
         assert args.out.endswith(('.pkl', '.pickle')), 'The dump file must be a pkl file.'
-        runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=args.out))
+        if cfg.get('default_scope') == 'mmdet':
+            from mmdet.evaluation import DumpDetResults as Dump
+        else:
+            from mmengine.evaluator import DumpResults as Dump
+        runner.test_evaluator.metrics.append(Dump(out_file_path=args.out))
     metrics = runner.test()
-    box = coco_box_metrics(metrics)
-    print(format_table(box), flush=True)
+    numbers = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
+    rows = multilabel_metrics(metrics)
+    if is_detection(metrics):
+        table = coco_box_metrics(metrics)
+        print(format_table(table), flush=True)
+    elif rows:
+        table = {f'{k}{"" if row == "thr" else "_top3"}': v for row, values in rows.items()
+                 for k, v in values.items()}
+        print(format_multilabel_table(rows), flush=True)
+    else:
+        table = numbers
+        print(format_other_table(metrics), flush=True)
     if args.json:
         os.makedirs(osp.dirname(osp.abspath(args.json)), exist_ok=True)
         with open(args.json, 'w') as f:
-            json.dump(dict(box, raw={k: float(v) for k, v in metrics.items()
-                                     if isinstance(v, (int, float))}), f, indent=1)
+            json.dump(dict(table, raw=numbers), f, indent=1)
     return metrics
 
 
