@@ -10,6 +10,7 @@ import mmdet_asl  # noqa: F401
 from mmdet_asl.engine import AsymmetryController, adaptive_gamma_update, probability_gap_from_sums
 from mmdet_asl.engine.asymmetry_controller import check_adaptive_cfg
 from mmdet_asl.models import AsymmetricLoss
+from mmdet_asl.ops.asl import probe_sums_reference
 
 from probe_paths import kernel_path  # noqa: F401  (fixture: the eager and the compiled kernel)
 
@@ -31,7 +32,7 @@ def probe(loss, z, target, weight=None):
 
 
 def test_probe_index_labels_by_hand(kernel_path):
-    loss = AsymmetricLoss(probe=True)
+    loss = AsymmetricLoss(probe=True, impl=kernel_path)
     z = torch.logit(P).float()
     # positives: (0, 0) p = .9 and (2, 2) p = .8 -> p_t+ = .85
     # negatives, 1 - p: .8 .6 | .7 .4 .9 | .3 .5 -> 4.2 / 7 = .6
@@ -45,7 +46,7 @@ def test_probe_index_labels_by_hand(kernel_path):
 
 
 def test_probe_dense_targets_by_hand(kernel_path):
-    loss = AsymmetricLoss(probe=True)
+    loss = AsymmetricLoss(probe=True, impl=kernel_path)
     z = torch.logit(P).float()
     dense = torch.tensor([[1., 0., 1.],
                           [0., 0., 0.],
@@ -61,6 +62,58 @@ def test_probe_dense_targets_by_hand(kernel_path):
     pos = (0.9 + 0.4 + 0.5 + 0.5 * 0.3) / 3.5
     neg = (0.8 + 0.5 * 0.7 + 0.4 + 0.9 + 0.3 + 0.2) / 5.5
     assert probe(loss, z, soft) == pytest.approx((pos, neg, pos - neg), abs=1e-6)
+
+
+def test_probe_per_class_by_hand(kernel_path):
+    loss = AsymmetricLoss(probe=True, probe_per_class=True, impl=kernel_path)
+    z = torch.logit(P).float()
+    rows = {  # per class: [sum p over positives, #positives, sum 1 - p over negatives, #negatives]
+        'index': [[0.9, 1, 0.7 + 0.3, 2], [0, 0, 0.8 + 0.4 + 0.5, 3], [0.8, 1, 0.6 + 0.9, 2]],
+        # WEIGHT drops (0, 2), (1, 1) and the positive (2, 2)
+        'index, weighted': [[0.9, 1, 1.0, 2], [0, 0, 0.8 + 0.5, 2], [0, 0, 0.9, 1]],
+        'dense': [[0.9, 1, 0.7 + 0.3, 2], [0.5, 1, 0.8 + 0.4, 2], [0.4, 1, 0.9 + 0.2, 2]],
+    }
+    dense = torch.tensor([[1., 0., 1.], [0., 0., 0.], [0., 1., 0.]])
+    for case, target, weight in (('index', LABELS, None), ('index, weighted', LABELS, WEIGHT),
+                                 ('dense', dense, None)):
+        loss(z, target, weight=weight)
+        sums = loss.pop_probe_sums()
+        assert sums.dtype == torch.float64 and sums.shape == (3, 4), case
+        torch.testing.assert_close(sums, torch.tensor(rows[case], dtype=torch.float64), rtol=1e-6, atol=1e-6,
+                                   msg=case)
+        torch.testing.assert_close(sums, probe_sums_reference(z, target, weight, per_class=True), rtol=1e-6,
+                                   atol=1e-6, msg=case)
+
+
+def test_half_keeps_probe_sums_and_gamma_in_float64():
+    loss = AsymmetricLoss(probe=True, gamma_neg=3.0).half()
+    loss.gamma_neg = 3.0 + 1e-4  # below float16's resolution at 3 (0.002)
+    assert loss.gamma_neg_buffer.dtype == torch.float64 and loss.gamma_neg == 3.0 + 1e-4
+    z = torch.full((1000, 80), -3.0, dtype=torch.half)  # 80000 negative slots: more than float16's 65504
+    labels = torch.full((1000, ), 80)
+    labels[:10] = 0
+    loss(z, labels)
+    loss(z, labels)
+    sums = loss.pop_probe_sums()
+    assert sums.dtype == torch.float64 and sums[1] == 20 and sums[3] == 2 * 79990
+    pt_neg = float(1 - torch.sigmoid(torch.tensor(-3.0, dtype=torch.half).double()))
+    assert float(probability_gap_from_sums(sums)[1]) == pytest.approx(pt_neg, abs=1e-6)
+    gamma = torch.linspace(1, 2, 80, dtype=torch.float64) + 1e-4
+    loss.gamma_neg = gamma
+    loss.float().half()
+    assert loss.gamma_neg.dtype == torch.float64 and torch.equal(loss.gamma_neg, gamma)
+
+
+def test_gamma_neg_is_not_model_state():
+    """The config's gamma- is the model's: a checkpoint's (also a legacy one that carries it) is not loaded;
+    ProbabilityGapHook keeps an adapted gamma- in its own checkpoint entry."""
+    trained = AsymmetricLoss(gamma_neg=4.0)
+    trained.gamma_neg = 2.5
+    state = trained.state_dict()
+    assert 'gamma_neg_buffer' not in state and 'probe_sums' not in state
+    fresh = AsymmetricLoss(gamma_neg=7.0)
+    fresh.load_state_dict(dict(state, gamma_neg_buffer=torch.tensor(2.5, dtype=torch.float64)), strict=True)
+    assert fresh.gamma_neg == 7.0
 
 
 def test_probe_only_in_training_and_sums_accumulate():

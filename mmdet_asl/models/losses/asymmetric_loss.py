@@ -39,6 +39,8 @@ class AsymmetricLoss(nn.Module):
         loss_weight (float): multiplier of the loss (finite, >= 0).
         probe (bool): collect the probability-gap sums (Eq. 9-10) in training, in the same pass as the
             loss. ``ProbabilityGapHook`` turns this on by itself; set it to use the sums yourself.
+        probe_per_class (bool): collect those sums per class, (C, 4) instead of (4,) (the per-class
+            adaptive asymmetry). Default False.
         impl (str): 'eager' (default: plain PyTorch, no warm-up) or 'compiled' (the kernel fused by
             ``torch.compile``, compiled once per configuration). ``MMDET_ASL_COMPILE=0/1`` in the
             environment overrides it.
@@ -46,8 +48,11 @@ class AsymmetricLoss(nn.Module):
             logits, finite non-negative weights and avg_factor). Costs one host synchronisation per call;
             turn off for a validated training loop. Default True.
 
-    gamma- is kept in a buffer (``gamma_neg_buffer``), so a value changed during training (the adaptive
-    asymmetry of Eq. 11, driven by ``ProbabilityGapHook``) is saved in checkpoints and restored on resume.
+    gamma- (a float, or a (C,) tensor once a per-class value was set) lives in ``gamma_neg_buffer``, which
+    follows the module's device but stays float64 under ``.half()``, as do the probe sums. It is not part
+    of the state dict: the config's value is the model's, and ``ProbabilityGapHook`` keeps an adapted gamma-
+    in its own checkpoint entry (restored on ``--resume``; a ``load_from`` fine-tune starts from the config
+    unless the hook is told otherwise).
 
     ``forward(pred, target, weight=None, avg_factor=None, reduction_override=None)`` takes ``pred``
     (N, C) logits and ``target`` as (N,) class indices with background = C (MMDetection's convention)
@@ -67,6 +72,7 @@ class AsymmetricLoss(nn.Module):
                  reduction: str = 'mean',
                  loss_weight: float = 1.0,
                  probe: bool = False,
+                 probe_per_class: bool = False,
                  impl: str = 'eager',
                  validate: bool = True):
         super().__init__()
@@ -84,7 +90,9 @@ class AsymmetricLoss(nn.Module):
         self.reduction = reduction
         self.loss_weight = check_real('loss_weight', loss_weight, low=0.0)
         self.probe = check_bool('probe', probe)
-        self.register_buffer('gamma_neg_buffer', torch.tensor(self.params.gamma_neg, dtype=torch.float64))
+        self.probe_per_class = check_bool('probe_per_class', probe_per_class)
+        self.register_buffer('gamma_neg_buffer', torch.tensor(self.params.gamma_neg, dtype=torch.float64),
+                             persistent=False)
         # Set by ProbabilityGapHook when it adapts gamma-: the kernel then takes the buffer itself, so a
         # new value recompiles nothing; otherwise the float in ``params`` (a constant of the kernel).
         self.gamma_neg_dynamic = False
@@ -117,25 +125,36 @@ class AsymmetricLoss(nn.Module):
         self.params = self.params._replace(gamma_neg=value)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        saved = state_dict.get(prefix + 'gamma_neg_buffer')
-        if isinstance(saved, Tensor) and saved.shape != self.gamma_neg_buffer.shape:
-            self.gamma_neg_buffer = torch.empty_like(saved, dtype=torch.float64)  # a scalar or a per-class gamma-
+        # Checkpoints written when gamma- was model state carry it: it is not loaded (see the class docstring).
+        state_dict.pop(prefix + 'gamma_neg_buffer', None)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
-        # The float copy of gamma- follows the loaded buffer (a resumed adaptive gamma-).
-        if self.gamma_neg_buffer.dim() == 0:
-            self.params = self.params._replace(gamma_neg=float(self.gamma_neg_buffer))
-        else:
-            self.gamma_neg_dynamic = True
+
+    # Kept float64 whatever the module's dtype: after .half(), gamma- would be rounded to 3 digits, small
+    # adaptive steps would vanish, and the slot counts of the probe would overflow at 65504.
+    _FLOAT64_BUFFERS = ('gamma_neg_buffer', 'probe_sums')
+
+    def _apply(self, fn, recurse=True):
+        kept = {name: self._buffers[name] for name in self._FLOAT64_BUFFERS}
+        for name in kept:
+            self._buffers[name] = None  # nn.Module._apply skips None buffers
+        try:
+            super()._apply(fn, recurse)
+        finally:
+            for name, value in kept.items():
+                # fn's device (a .to(device) / .cuda() / .half()), float64 kept
+                self._buffers[name] = value.to(device=fn(value.new_empty(0)).device)
+        return self
 
     def pop_probe_sums(self) -> Tensor:
-        """Return the probability-gap sums collected since the last call, and reset them."""
+        """Return the probability-gap sums ((4,), or (C, 4) with ``probe_per_class``) collected since the
+        last call, and reset them."""
         sums = self.probe_sums.clone()
         self.probe_sums.zero_()
         return sums
 
     def probability_gap(self):
-        """(p_t+, p_t-, Delta p) of the sums collected so far (without resetting them)."""
-        return probability_gap(self.probe_sums)
+        """(p_t+, p_t-, Delta p) of the sums collected so far, over all classes (without resetting them)."""
+        return probability_gap(self.probe_sums.reshape(-1, 4).sum(0))
 
     def extra_repr(self) -> str:
         p = self.params
@@ -166,8 +185,11 @@ class AsymmetricLoss(nn.Module):
         loss = apply_asymmetric_loss(
             pred, target, weight, self.params, self.options,
             gamma_neg=self.gamma_neg_buffer if self.gamma_neg_dynamic else None, reduce=reduction != 'none',
-            scale=scale, element_mean=reduction == 'mean' and avg_factor is None, return_probe=probe)
+            scale=scale, element_mean=reduction == 'mean' and avg_factor is None, return_probe=probe,
+            probe_per_class=self.probe_per_class)
         if probe:
             loss, sums = loss
+            if self.probe_sums.shape != sums.shape:  # switched between global and per-class sums
+                self.probe_sums = torch.zeros_like(sums, dtype=torch.float64, device=self.probe_sums.device)
             self.probe_sums += sums.to(self.probe_sums)
         return loss

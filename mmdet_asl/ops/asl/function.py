@@ -67,8 +67,8 @@ def run_kernel(z, target, weight, gamma_neg, scale, params: ASLParams, outputs: 
 def asymmetric_loss_op(logits: Tensor, target: Tensor, weight: Optional[Tensor], gamma_neg: Optional[Tensor],
                        scale: Optional[Tensor], scale_value: float, element_mean: bool, gamma_pos: float,
                        gamma_neg_value: float, clip: float, eps: float, alpha: Optional[float],
-                       focusing_grad: str, reduce: bool, need_grad: bool, probe: bool, impl: str,
-                       validate: bool) -> Tuple[Tensor, Tensor, Tensor]:
+                       focusing_grad: str, reduce: bool, need_grad: bool, probe: bool, probe_per_class: bool,
+                       impl: str, validate: bool) -> Tuple[Tensor, Tensor, Tensor]:
     """(loss, dloss/dlogits, probe sums) of Eq. 7; empty tensors stand for outputs not asked for.
 
     The loss and gradient are multiplied by ``scale`` (a 0-dim tensor, e.g. loss_weight / avg_factor) or
@@ -85,7 +85,8 @@ def asymmetric_loss_op(logits: Tensor, target: Tensor, weight: Optional[Tensor],
         params = ASLParams(gamma_pos, gamma_neg_value, clip, eps, alpha, focusing_grad)
         loss, grad, sums = run_kernel(
             logits.to(dtype), target if is_index else target.to(dtype), None if weight is None else weight.to(dtype),
-            None if gamma_neg is None else gamma_neg.to(dtype), scale, params, KernelOutputs(reduce, need_grad, probe),
+            None if gamma_neg is None else gamma_neg.to(dtype), scale, params,
+            KernelOutputs(reduce, need_grad, probe, probe_per_class),
             impl)
     return (loss, logits.new_empty(0, dtype=dtype) if grad is None else grad,
             logits.new_zeros(0, dtype=torch.float64) if sums is None else sums)
@@ -93,11 +94,12 @@ def asymmetric_loss_op(logits: Tensor, target: Tensor, weight: Optional[Tensor],
 
 @asymmetric_loss_op.register_fake
 def _(logits, target, weight, gamma_neg, scale, scale_value, element_mean, gamma_pos, gamma_neg_value, clip, eps,
-      alpha, focusing_grad, reduce, need_grad, probe, impl, validate):
+      alpha, focusing_grad, reduce, need_grad, probe, probe_per_class, impl, validate):
     dtype = _compute_dtype(logits)
     return (logits.new_empty(() if reduce else logits.shape, dtype=dtype),
             logits.new_empty(logits.shape if need_grad else (0, ), dtype=dtype),
-            logits.new_empty((4, ) if probe else (0, ), dtype=torch.float64))
+            logits.new_empty(((logits.shape[1], 4) if probe_per_class else (4, )) if probe else (0, ),
+                             dtype=torch.float64))
 
 
 def _setup_context(ctx, inputs, output):
@@ -113,8 +115,8 @@ def _backward(ctx, grad_loss, unused_grad, unused_sums):
     # scalar, where reading it is no device synchronisation and no tracing is under way.
     if type(grad_loss) is Tensor and grad_loss.dim() == 0 and grad_loss.device.type == 'cpu' \
             and grad.dtype == ctx.logits_dtype and not torch.compiler.is_compiling() and grad_loss.item() == 1.0:
-        return (grad, ) + (None, ) * 17
-    return ((grad * grad_loss).to(ctx.logits_dtype), ) + (None, ) * 17
+        return (grad, ) + (None, ) * 18
+    return ((grad * grad_loss).to(ctx.logits_dtype), ) + (None, ) * 18
 
 
 asymmetric_loss_op.register_autograd(_backward, setup_context=_setup_context)
@@ -135,7 +137,8 @@ def apply_asymmetric_loss(logits: Tensor,
                           reduce: bool = False,
                           scale=None,
                           element_mean: bool = False,
-                          return_probe: bool = False):
+                          return_probe: bool = False,
+                          probe_per_class: bool = False):
     """Asymmetric loss (Eq. 7) with its analytic gradient.
 
     Args:
@@ -152,6 +155,7 @@ def apply_asymmetric_loss(logits: Tensor,
             folded into the pass, so backward has nothing to multiply.
         element_mean: further divide by the number of elements (a mean without avg_factor).
         return_probe: also return the probability-gap sums of Eq. 9-10 from the same pass.
+        probe_per_class: those sums per class, (C, 4), instead of (4,).
 
     Returns:
         The element-wise (N, C) loss, or its sum with ``reduce``: float32 for half, bfloat16 and float32
@@ -176,13 +180,14 @@ def apply_asymmetric_loss(logits: Tensor,
         # an empty gradient rather than an error.
         out = logits.to(dtype) * 0
         out = out.sum() if reduce else out
-        return (out, logits.new_zeros(4, dtype=torch.float64)) if return_probe else out
+        sums = logits.new_zeros((logits.shape[1], 4) if probe_per_class else 4, dtype=torch.float64)
+        return (out, sums) if return_probe else out
     need_grad = torch.is_grad_enabled() and logits.requires_grad
     loss, _, sums = asymmetric_loss_op(
         logits, target, None if weight is None else weight.detach(), gamma_neg, scale, scale_value, element_mean,
         params.gamma_pos, 0.0 if gamma_neg is not None else params.gamma_neg, params.clip, params.eps, params.alpha,
         params.focusing_grad,
-        reduce, need_grad, return_probe, impl, options.validate)
+        reduce, need_grad, return_probe, return_probe and probe_per_class, impl, options.validate)
     return (loss, sums) if return_probe else loss
 
 

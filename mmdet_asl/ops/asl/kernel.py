@@ -25,6 +25,7 @@ class KernelOutputs(NamedTuple):
     reduce: bool      # the (weighted, scaled) sum instead of the element-wise loss
     need_grad: bool   # the element-wise gradient dloss/dz
     probe: bool       # the probability-gap sums of Eq. 9-10
+    probe_per_class: bool = False  # those sums per class, (C, 4), instead of (4,)
 
 
 class SigmoidParts(NamedTuple):
@@ -114,6 +115,13 @@ def _sum64(x: Tensor) -> Tensor:
     return x.sum(dtype=torch.float64)
 
 
+def _probe_sums(terms, per_class: bool) -> Tensor:
+    """The four probe sums of (N, C) terms: (4,), or (C, 4) summed over the rows only."""
+    if per_class:
+        return torch.stack([t.sum(0, dtype=torch.float64) for t in terms], dim=1)
+    return torch.stack([_sum64(t) for t in terms])
+
+
 def _gamma_at(gamma_neg, cls: Tensor):
     """gamma- of the labelled class of each row: a (C,) tensor is indexed, a scalar stays as it is."""
     return gamma_neg[cls] if isinstance(gamma_neg, Tensor) and gamma_neg.dim() == 1 else gamma_neg
@@ -148,8 +156,8 @@ def loss_and_grad(z: Tensor, target: Tensor, weight: Optional[Tensor], gamma_neg
     sums = None
     if outputs.probe:
         counted = 1.0 if weight is None else (weight > 0).to(z.dtype)
-        sums = torch.stack([_sum64(counted * y * parts.p), _sum64(counted * y),
-                            _sum64(counted * (1 - y) * parts.q), _sum64(counted * (1 - y))])
+        positive, negative = counted * y, counted * (1 - y)   # (N, C): weight-0 slots count on neither side
+        sums = _probe_sums([positive * parts.p, positive, negative * parts.q, negative], outputs.probe_per_class)
     return _weighted(loss, weight, scale, outputs.reduce), _weighted(grad, weight, scale, False), sums
 
 
@@ -188,7 +196,18 @@ def _with_index_positives(z, labels, weight, gamma_neg, scale, params, outputs, 
     if outputs.probe:
         counted = torch.ones_like(z) if weight is None else (weight > 0).to(z.dtype).expand_as(z)
         counted_at = foreground.to(z.dtype) * (1.0 if w_at is None else (w_at > 0).to(z.dtype))
-        num_pos = _sum64(counted_at)
-        sums = torch.stack([_sum64(counted_at * parts_at.p), num_pos,
-                            _sum64(counted * parts.q) - _sum64(counted_at * parts_at.q), _sum64(counted) - num_pos])
+        if outputs.probe_per_class:
+            # the positive slot's terms go to its class's row; the dense sums are per column
+            rows = cls.squeeze(1)
+            per_class = [torch.zeros(z.shape[1], dtype=torch.float64, device=z.device).index_add(
+                0, rows, x.squeeze(1).to(torch.float64)) for x in (counted_at * parts_at.p, counted_at,
+                                                                   counted_at * parts_at.q)]
+            num_pos = per_class[1]
+            sums = torch.stack([per_class[0], num_pos, counted.mul(parts.q).sum(0, dtype=torch.float64) - per_class[2],
+                                counted.sum(0, dtype=torch.float64) - num_pos], dim=1)
+        else:
+            num_pos = _sum64(counted_at)
+            sums = torch.stack([_sum64(counted_at * parts_at.p), num_pos,
+                                _sum64(counted * parts.q) - _sum64(counted_at * parts_at.q),
+                                _sum64(counted) - num_pos])
     return loss, grad, sums

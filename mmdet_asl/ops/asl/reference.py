@@ -46,13 +46,15 @@ def dense_target(target: Tensor, num_classes: int, dtype=torch.float64) -> Tenso
     return target.to(dtype)
 
 
-def probe_sums_reference(logits: Tensor, target: Tensor, weight: Optional[Tensor] = None) -> Tensor:
+def probe_sums_reference(logits: Tensor, target: Tensor, weight: Optional[Tensor] = None,
+                         per_class: bool = False) -> Tensor:
     """The sums behind the probability gap, Eq. 9-10, as a float64 tensor of 4.
 
     ``[sum of p over positive slots, number of positive slots, sum of 1 - p over negative slots,
     number of negative slots]``. ``target`` is dense (N, C) or (N,) class indices (background = C); a
     soft target y counts y as positive mass and 1 - y as negative mass; slots with ``weight == 0`` are left
-    out. Sums, not means, so that they add across iterations and all-reduce across ranks.
+    out. Sums, not means, so that they add across iterations and all-reduce across ranks. ``per_class``:
+    the same four sums for each class (column), as a (C, 4) tensor.
     """
     with torch.no_grad():
         z = logits.detach().to(torch.float64)
@@ -60,8 +62,9 @@ def probe_sums_reference(logits: Tensor, target: Tensor, weight: Optional[Tensor
         counted = torch.ones_like(z) if weight is None else \
             (weight.detach().reshape(z.shape[0], -1) > 0).to(z.dtype).expand_as(z)
         p = torch.sigmoid(z)
-        return torch.stack([(y * counted * p).sum(), (y * counted).sum(),
-                            ((1 - y) * counted * (1 - p)).sum(), ((1 - y) * counted).sum()])
+        dims = 0 if per_class else (0, 1)
+        return torch.stack([(y * counted * p).sum(dims), (y * counted).sum(dims),
+                            ((1 - y) * counted * (1 - p)).sum(dims), ((1 - y) * counted).sum(dims)], dim=-1)
 
 
 def probability_gap(sums: Tensor) -> Tuple[float, float, float]:
