@@ -40,6 +40,7 @@ def main(argv=None):
     if missing:
         raise FileNotFoundError(f'missing file(s): {", ".join(missing)}')
     from mmengine.config import Config
+
     from mmpretrain.apis import ImageClassificationInferencer
     cfg = Config.fromfile(args.config)
     if cfg.model.get('backbone', {}).get('init_cfg') is not None:

@@ -9,8 +9,8 @@ reaches only the functions these classes keep as values). ``--resume``, ``load_f
 ``init_cfg`` weights all load; a file that names anything else (``os.system``, ``subprocess.Popen``, a
 user class ...) is refused before that object is created, with a :class:`CheckpointLoadError` naming the
 file and the refused global. A checkpoint the user trusts that needs another class can be allowed
-explicitly with :func:`allow_checkpoint_globals`. A truncated or non-checkpoint file gives a :class:`CheckpointLoadError`
-naming the file as well.
+explicitly with :func:`allow_checkpoint_globals`. A truncated or non-checkpoint file gives a
+:class:`CheckpointLoadError` naming the file as well.
 
 Saving. MMEngine writes a checkpoint with ``open(path, 'wb').write(...)``: a process killed during the
 write leaves a truncated ``epoch_N.pth`` under the final name. The local file backend is replaced by one

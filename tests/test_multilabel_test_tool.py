@@ -18,6 +18,7 @@ DEMO_CONFIG = osp.join(ROOT, 'configs', 'multilabel', 'resnet18-w16_asl_1xb64_fa
 sys.path.insert(0, osp.join(ROOT, 'tools'))
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 import make_fashion_canvases as mfc  # noqa: E402
+
 from test_multilabel_datasets import fashion_source  # noqa: E402
 
 

@@ -19,8 +19,8 @@ from mmengine.logging import MMLogger
 
 from mmpretrain.datasets import VOC, MultiLabelDataset
 from mmpretrain.registry import DATASETS
-from .checks import (DatasetFileError, NamedSampleErrors, check_files, read_json, read_lines,
-                     require_samples)
+
+from .checks import DatasetFileError, NamedSampleErrors, check_files, read_json, read_lines, require_samples
 from .nus_wide import NUS_WIDE_LAYOUT, NUSWIDEMultiLabel  # noqa: F401  (re-exported)
 from .open_images import OPEN_IMAGES_LAYOUT, OpenImagesPartialLabel  # noqa: F401  (re-exported)
 

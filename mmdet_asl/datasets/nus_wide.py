@@ -7,6 +7,7 @@ import numpy as np
 
 from mmpretrain.datasets import MultiLabelDataset
 from mmpretrain.registry import DATASETS
+
 from .checks import DatasetFileError, NamedSampleErrors, check_files, check_unique, read_lines, require_samples
 
 NUS_WIDE_LAYOUT = """\

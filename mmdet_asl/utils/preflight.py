@@ -14,7 +14,8 @@ TIMM_TAGS = {'tresnet_m': 'tresnet_m.miil_in21k_ft_in1k', 'tresnet_l': 'tresnet_
 COCO_HOWTO = ('MS-COCO in MMDetection\'s layout: data/coco/annotations/instances_{train,val}2017.json, '
               'data/coco/train2017/, data/coco/val2017/ (the 2017 train/val images and the "2017 Train/Val '
               'annotations" archive from cocodataset.org; the MMDetection repository\'s '
-              'tools/misc/download_dataset.py --dataset-name coco2017 fetches them). Elsewhere: --cfg-options train_dataloader.dataset.data_root=...')
+              'tools/misc/download_dataset.py --dataset-name coco2017 fetches them). '
+              'Elsewhere: --cfg-options train_dataloader.dataset.data_root=...')
 DATA_HOWTO = ('the dataset files, in the layout the dataset class documents (its FileNotFoundError shows it); '
               'point the config at them with --cfg-options <loader>.dataset.data_root=...')
 
