@@ -75,3 +75,15 @@ def test_train_command_line_exits_with_the_list():
     assert proc.returncode != 0
     assert 'file(s) the config needs are missing' in proc.stderr and 'Traceback' not in proc.stderr
     assert 'instances_train2017.json' in proc.stderr and 'tresnet_m_miil_in21k_ft_in1k.pth' in proc.stderr
+
+
+def test_dataset_keys_of_the_multilabel_datasets(tmp_path):
+    nus = dict(type='NUSWIDEMultiLabel', data_root=str(tmp_path), image_list='ImageList/Imagelist.txt',
+               concepts_file='Concepts81.txt', img_prefix='Flickr')
+    cfg = dict(model=dict(), train_dataloader=dict(dataset=dict(type='RepeatDataset', times=2, dataset=nus)))
+    assert {k for k, _, _ in missing_config_files(cfg, ('train', ))} == {
+        'train_dataloader.dataset.dataset.image_list', 'train_dataloader.dataset.dataset.concepts_file',
+        'train_dataloader.dataset.dataset.img_prefix'}
+    nus['split_mode'] = 'official'  # the official split lists are used instead of image_list
+    assert {k for k, _, _ in missing_config_files(cfg, ('train', ))} == {
+        'train_dataloader.dataset.dataset.concepts_file', 'train_dataloader.dataset.dataset.img_prefix'}

@@ -49,8 +49,10 @@ def _datasets(cfg: dict, key: str):
 
 def _data_paths(dataset: dict, key: str) -> List[Tuple[str, str]]:
     root = dataset.get('data_root') or ''
-    paths = [(f'{key}.{k}', _join(root, dataset[k])) for k in DATA_KEYS if isinstance(dataset.get(k), str)
-             and dataset[k]]
+    keys = DATA_KEYS
+    if dataset.get('split_mode') == 'official':  # NUS-WIDE's split lists replace image_list and label_file
+        keys = tuple(k for k in DATA_KEYS if k not in ('image_list', 'label_file'))
+    paths = [(f'{key}.{k}', _join(root, dataset[k])) for k in keys if isinstance(dataset.get(k), str) and dataset[k]]
     prefix = dataset.get('data_prefix')
     prefix = dict(img_path=prefix) if isinstance(prefix, str) else (prefix or {})
     paths += [(f'{key}.data_prefix.{k}', _join(root, v)) for k, v in prefix.items() if isinstance(v, str) and v]
