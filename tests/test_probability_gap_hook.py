@@ -74,10 +74,14 @@ class GammaAfterHook(Hook):
         return [m for m in (model.loss_cls, model.aux_loss) if m is not None]
 
     def before_train(self, runner):
-        self.start = [loss.gamma_neg for loss in self._losses(runner)]
+        self.start = [plain(loss.gamma_neg) for loss in self._losses(runner)]
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
-        self.gammas.append([loss.gamma_neg for loss in self._losses(runner)])
+        self.gammas.append([plain(loss.gamma_neg) for loss in self._losses(runner)])
+
+
+def plain(value):
+    return value.tolist() if isinstance(value, torch.Tensor) else value
 
 
 def hand_gap(logits, labels):
@@ -89,8 +93,10 @@ def hand_gap(logits, labels):
 
 
 def make_runner(work_dir, max_iters, dataset=None, adaptive=None, model=None, load_from=None, resume=False,
-                **kwargs):
+                hooks=None, per_class_interval=50, **kwargs):
     adaptive = dict(target=0.3, lam=0.5, gamma_max=6.0) if adaptive is None else adaptive
+    hooks = [dict(type='ProbabilityGapHook', adaptive=adaptive, per_class_interval=per_class_interval)] \
+        if hooks is None else hooks
     record = GammaAfterHook()
     runner = Runner(
         model=model or ToyMultiLabel(),
@@ -101,7 +107,7 @@ def make_runner(work_dir, max_iters, dataset=None, adaptive=None, model=None, lo
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.5)),
         default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=3, by_epoch=False),
                            logger=dict(type='LoggerHook', interval=1)),
-        custom_hooks=[dict(type='ProbabilityGapHook', adaptive=adaptive), record],
+        custom_hooks=hooks + [record],
         load_from=load_from, resume=resume, experiment_name=f'pgh_{next(RUN_IDS)}',
         default_scope='mmdet', env_cfg=dict(dist_cfg=dict(backend='gloo')), **kwargs)
     return runner, record
@@ -109,6 +115,24 @@ def make_runner(work_dir, max_iters, dataset=None, adaptive=None, model=None, lo
 
 def history(runner, key):
     return runner.message_hub.get_scalar(key).data[0].tolist()
+
+
+def expected_per_class(seen, start, target, lam, min_positives, shift=0.0, high=6.0):
+    """gamma- per class after each iteration, from the logits: the minimum-count rule, then Eq. 11."""
+    pending = torch.zeros(NUM_CLASSES, 4, dtype=torch.float64)
+    gamma, out = torch.full((NUM_CLASSES, ), start, dtype=torch.float64), []
+    for z, y in seen:
+        p = torch.sigmoid(z + shift)
+        pending += torch.stack([(y * p).sum(0), y.sum(0), ((1 - y) * (1 - p)).sum(0), (1 - y).sum(0)], dim=1)
+        ready = (pending[:, 1] >= min_positives) & (pending[:, 3] > 0)
+        gap = pending[:, 0] / pending[:, 1].clamp(min=1) - pending[:, 2] / pending[:, 3].clamp(min=1)
+        gamma = torch.where(ready, (gamma + lam * (target - gap)).clamp(0, high), gamma)
+        pending[ready] = 0
+        out.append(gamma.tolist())
+    return out
+
+
+PER_CLASS = dict(target=0.3, lam=0.5, gamma_max=6.0, per_class=True, min_positives=3)
 
 
 def expected_gammas(start, gaps, target, lam, warmup, low=0.0, high=6.0):
@@ -185,13 +209,55 @@ def test_adaptive_gamma_through_the_compiled_kernel_equals_eager(tmp_path):
     assert runs['compiled'][0] == pytest.approx(runs['eager'][0], rel=1e-5)
 
 
+def test_per_class_gamma_follows_each_class_gap(tmp_path):
+    runner, record = make_runner(tmp_path, 6, adaptive=dict(PER_CLASS), per_class_interval=2)
+    runner.train()
+    expected = expected_per_class(runner.model.seen, 2.0, 0.3, 0.5, 3)
+    got = [g[0] for g in record.gammas]
+    assert len(got[0]) == NUM_CLASSES
+    assert torch.tensor(got).numpy() == pytest.approx(torch.tensor(expected).numpy(), abs=1e-6)
+    assert len({tuple(g) for g in got}) > 3 and len(set(got[-1])) == NUM_CLASSES  # classes moved apart
+    assert history(runner, 'train/asl_gamma_neg') == pytest.approx([sum(g) / NUM_CLASSES for g in got])
+    lines = [json.loads(line) for line in open(osp.join(runner.log_dir, 'probability_gap_per_class.jsonl'))]
+    assert [line['iter'] for line in lines] == [2, 4, 6] and lines[-1]['gamma_neg'] == pytest.approx(got[-1])
+
+
+def test_per_class_resume_continues_the_same_trajectory(tmp_path):
+    runner, full = make_runner(tmp_path / 'full', 6, adaptive=dict(PER_CLASS))
+    runner.train()
+    runner, resumed = make_runner(tmp_path / 'resumed', 6, adaptive=dict(PER_CLASS), resume=True,
+                                  load_from=str(tmp_path / 'full' / 'iter_3.pth'))
+    runner.train()
+    assert resumed.start == full.gammas[2] and resumed.gammas == full.gammas[3:]
+
+
+def test_hooks_on_disjoint_losses_and_a_shared_loss_refused(tmp_path):
+    hooks = [dict(type='ProbabilityGapHook', losses=['loss_cls'], adaptive=dict(target=0.3, lam=0.5, gamma_max=6.0)),
+             dict(type='ProbabilityGapHook', losses=['aux_loss'], prefix='aux_', adaptive=dict(PER_CLASS))]
+    runner, record = make_runner(tmp_path / 'ok', 3, model=ToyMultiLabel(2.0, 5.0), hooks=hooks)
+    runner.train()
+    seen = runner.model.seen
+    assert [g[0] for g in record.gammas] == pytest.approx(
+        expected_gammas(2.0, [hand_gap(z, y)[2] for z, y in seen], 0.3, 0.5, 0), abs=1e-6)
+    assert torch.tensor([g[1] for g in record.gammas]).numpy() == pytest.approx(
+        torch.tensor(expected_per_class(seen, 5.0, 0.3, 0.5, 3, shift=1.0)).numpy(), abs=1e-6)
+    assert set(torch.load(str(tmp_path / 'ok' / 'iter_3.pth'), weights_only=False)['probability_gap']) == \
+        {'loss_cls', 'aux_loss'}
+    hooks[1]['losses'] = ['aux_loss', 'loss_cls']
+    runner, _ = make_runner(tmp_path / 'shared', 1, model=ToyMultiLabel(2.0, 5.0), hooks=hooks)
+    with pytest.raises(ValueError, match=r"same loss\(es\) \['loss_cls'\]"):
+        runner.train()
+
+
 # ------------------------------------------------------------------------------------------------ DDP
 def _ddp_worker(rank, world_size, port, out_dir):
     os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port), RANK=str(rank),
                       WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank))
     torch.distributed.init_process_group('gloo', rank=rank, world_size=world_size)
+    hooks = [dict(type='ProbabilityGapHook', losses=['loss_cls'], adaptive=dict(target=0.3, lam=0.5, gamma_max=6.0)),
+             dict(type='ProbabilityGapHook', losses=['aux_loss'], prefix='aux_', adaptive=dict(PER_CLASS))]
     runner, record = make_runner(os.path.join(out_dir, f'rank{rank}'), 4, dataset=ToyData(seed=100 + rank),
-                                 launcher='pytorch',
+                                 model=ToyMultiLabel(2.0, 5.0), hooks=hooks, launcher='pytorch',
                                  cfg=dict(model_wrapper_cfg=dict(type='MMDistributedDataParallel', device_ids=None)))
     runner.train()
     seen = runner.model.module.seen
@@ -224,3 +290,8 @@ def test_ddp_every_rank_logs_the_pooled_gap_and_holds_the_same_gamma(tmp_path):
         assert r['logged_dp'] == pytest.approx(pooled, abs=1e-6)
     assert ranks[0]['gammas'] == ranks[1]['gammas']
     assert [g[0] for g in ranks[0]['gammas']] == pytest.approx(expected_gammas(2.0, pooled, 0.3, 0.5, 0), abs=1e-6)
+    # the per-class gamma- of the second loss follows the pooled per-class sums
+    seen = [(torch.cat([torch.tensor(r['logits'][it], dtype=torch.float64) for r in ranks]),
+             torch.cat([torch.tensor(r['labels'][it], dtype=torch.float64) for r in ranks])) for it in range(4)]
+    assert torch.tensor([g[1] for g in ranks[0]['gammas']]).numpy() == pytest.approx(
+        torch.tensor(expected_per_class(seen, 5.0, 0.3, 0.5, 3, shift=1.0)).numpy(), abs=1e-6)

@@ -114,14 +114,22 @@ class ProbabilityGapHook(Hook):
         # Before load_from/resume replace anything: these are the config's values.
         self._losses = self.find_losses(runner.model)
         self._configured = {name: (loss.gamma_neg, loss.clip) for name, loss in self._losses.items()}
+        for other in getattr(runner, 'hooks', ()):
+            if other is not self and isinstance(other, ProbabilityGapHook):
+                shared = sorted(set(self.find_losses(runner.model) if other.loss_names is None else other.loss_names)
+                                & set(self._losses))
+                if shared:
+                    raise ValueError(f'two ProbabilityGapHooks probe the same loss(es) {shared}: their sums would be '
+                                     'split between them; give each hook its own losses=[...]')
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         self._loaded = checkpoint.get(CHECKPOINT_KEY)
         self._checkpoint_loaded = True
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        if self.controllers:
-            checkpoint[CHECKPOINT_KEY] = {name: c.state_dict() for name, c in self.controllers.items()}
+        if self.controllers:  # merged: several hooks may adapt disjoint losses
+            checkpoint.setdefault(CHECKPOINT_KEY, {}).update(
+                {name: c.state_dict() for name, c in self.controllers.items()})
 
     def before_train(self, runner) -> None:
         if not self._losses:
