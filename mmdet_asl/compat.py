@@ -12,6 +12,9 @@ file and the refused global. A checkpoint the user trusts that needs another cla
 explicitly with :func:`allow_checkpoint_globals`. A truncated or non-checkpoint file gives a
 :class:`CheckpointLoadError` naming the file as well.
 
+This needs ``torch.serialization.safe_globals`` (torch >= 2.5); with an older torch, MMEngine's own loader is
+kept and a warning says so at import.
+
 Saving. MMEngine writes a checkpoint with ``open(path, 'wb').write(...)``: a process killed during the
 write leaves a truncated ``epoch_N.pth`` under the final name. The local file backend is replaced by one
 that writes to a temporary file in the same folder and renames it over the target (``os.replace``, atomic
@@ -21,6 +24,7 @@ import os
 import os.path as osp
 import pickle
 import tempfile
+import warnings
 from typing import Any, Union
 
 import numpy as np
@@ -162,5 +166,9 @@ def load_from_local(filename, map_location):
     return load_checkpoint_safely(filename, map_location)
 
 
-CheckpointLoader.register_scheme(prefixes='', force=True)(load_from_local)
+if hasattr(torch.serialization, 'safe_globals'):  # torch >= 2.5; older torch keeps MMEngine's plain torch.load
+    CheckpointLoader.register_scheme(prefixes='', force=True)(load_from_local)
+else:
+    warnings.warn(f'torch {torch.__version__} has no torch.serialization.safe_globals: checkpoints are unpickled '
+                  'without the mmdet_asl allow-list (MMEngine default). Use torch >= 2.5 to load them safely.')
 register_backend('local', AtomicLocalBackend, force=True, prefixes='')
