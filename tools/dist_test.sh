@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Distributed testing, MMDetection's manner:  bash tools/dist_test.sh CONFIG CHECKPOINT GPUS [test.py args...]
+# Several nodes: run it on every node with NNODES (node count), NODE_RANK (0..NNODES-1), MASTER_ADDR (the
+# address of node 0) and PORT (a free port there, default 29500) set in the environment.
 CONFIG=$1
 CHECKPOINT=$2
 GPUS=$3

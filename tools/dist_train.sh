@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Distributed training, MMDetection's manner:  bash tools/dist_train.sh CONFIG GPUS [train.py args...]
+# Several nodes: run it on every node with NNODES (node count), NODE_RANK (0..NNODES-1), MASTER_ADDR (the
+# address of node 0) and PORT (a free port there, default 29500) set in the environment.
 CONFIG=$1
 GPUS=$2
 NNODES=${NNODES:-1}
