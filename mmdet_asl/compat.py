@@ -127,7 +127,8 @@ def load_checkpoint_safely(filename: str, map_location=None) -> Any:
                 f'mmdet_asl.compat.allow_checkpoint_globals(...) before loading it.') from None
         raise CheckpointLoadError(
             f'{filename}: not a readable PyTorch checkpoint (truncated, e.g. by a process killed while writing '
-            f'it, or not written by torch.save): {type(exc).__name__}: {exc}') from None
+            f'it, or not written by torch.save): {type(exc).__name__}: {exc}. If it is the latest checkpoint of an '
+            f'interrupted run, resume from the one before it: tools/train.py CONFIG --resume <earlier .pth>') from None
 
 
 _UMASK = os.umask(0)
