@@ -247,3 +247,30 @@ def test_hook_fills_defaults():
     assert hook.adaptive['adapt'] == ('clip', ) and hook.adaptive['min_positives'] == 1
     assert HOOKS.build(dict(type='ProbabilityGapHook', adaptive=dict(target=0.1, per_class=True))) \
         .adaptive['min_positives'] == 10
+
+
+# ------------------------------------------------------------------------- per-class gamma- and margin
+def test_per_class_gamma_and_margin_through_the_kernel_equal_the_reference(kernel_path):
+    """A (C,) gamma- and a (C,) or 0-dim tensor m reach the fused kernel (no second pass): loss and gradient
+    equal Eq. 7 written per class, for index and dense targets."""
+    from mmdet_asl.ops.asl import asymmetric_loss_reference
+    from mmdet_asl.ops.asl.reference import dense_target
+    torch.manual_seed(0)
+    z = (torch.randn(40, 6) * 3).requires_grad_(True)
+    labels = torch.randint(0, 7, (40, ))
+    gamma = torch.tensor([0.0, 1.0, 2.5, 4.0, 3.0, 6.0], dtype=torch.float64)
+    for clip in (torch.tensor([0.0, 0.05, 0.1, 0.2, 0.0, 0.3], dtype=torch.float64), torch.tensor(0.07)):
+        for target in (labels, dense_target(labels, 6, torch.float32)):
+            loss = AsymmetricLoss(gamma_pos=1.0, clip=0.05, reduction='sum', impl=kernel_path)
+            loss.gamma_neg, loss.clip = gamma, clip
+            if clip.dim() == 0:
+                loss.clip_dynamic = True  # a 0-dim adaptive m, as ProbabilityGapHook sets it
+            got = loss(z, target)
+            grad, = torch.autograd.grad(got, z)
+            zd = z.detach().double().requires_grad_(True)
+            ref = asymmetric_loss_reference(zd, dense_target(target, 6), 1.0, gamma, clip.double()).sum()
+            ref_grad, = torch.autograd.grad(ref, zd)
+            torch.testing.assert_close(got.double(), ref.detach(), rtol=1e-5, atol=1e-6)
+            torch.testing.assert_close(grad.double(), ref_grad, rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match='clip'):
+        loss.clip = torch.tensor([0.0, 1.0, 0, 0, 0, 0])

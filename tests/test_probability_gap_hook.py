@@ -186,6 +186,21 @@ def test_fine_tune_starts_from_the_config_unless_asked(tmp_path):
     assert 'from the checkpoint' in open(glob.glob(osp.join(runner.log_dir, '*.log'))[0]).read()
 
 
+def test_adaptive_margin_alone_follows_eq11_sign(tmp_path):
+    adaptive = dict(target=0.3, adapt='clip', clip_lam=0.05, clip_max=0.3)
+    runner, record = make_runner(tmp_path, 4, adaptive=adaptive)
+    runner.train()
+    gaps = [hand_gap(*seen)[2] for seen in runner.model.seen]
+    expected, clip = [], 0.05
+    for gap in gaps:  # m + clip_lam (target - Delta p), within [0, 0.3]
+        clip = min(max(clip + 0.05 * (0.3 - gap), 0.0), 0.3)
+        expected.append(clip)
+    assert history(runner, 'train/asl_clip') == pytest.approx(expected, abs=1e-9)
+    assert runner.model.loss_cls.clip == pytest.approx(expected[-1]) and len(set(expected)) == 4
+    assert [g[0] for g in record.gammas] == [2.0] * 4  # gamma- not adapted
+    assert 'train/asl_gamma_neg' not in runner.message_hub.log_scalars
+
+
 def test_two_losses_keep_their_own_state(tmp_path):
     runner, record = make_runner(tmp_path, 4, model=ToyMultiLabel(gamma_neg=2.0, second_gamma_neg=5.0))
     runner.train()

@@ -137,7 +137,9 @@ class ProbabilityGapHook(Hook):
         for loss in self._losses.values():
             loss.probe = True
             loss.probe_per_class = self.per_class
-            loss.gamma_neg_dynamic = self.adaptive is not None  # a tensor input: a new value recompiles nothing
+            if self.adaptive is not None:  # tensor inputs of the kernel: a new value recompiles nothing
+                loss.gamma_neg_dynamic |= 'gamma_neg' in self.adaptive['adapt']
+                loss.clip_dynamic |= 'clip' in self.adaptive['adapt']
             loss.pop_probe_sums()
         self._interval_sums = {}
         if self.adaptive is not None:

@@ -93,6 +93,9 @@ class AsymmetricLoss(nn.Module):
         self.probe_per_class = check_bool('probe_per_class', probe_per_class)
         self.register_buffer('gamma_neg_buffer', torch.tensor(self.params.gamma_neg, dtype=torch.float64),
                              persistent=False)
+        self.register_buffer('clip_buffer', torch.tensor(self.params.clip, dtype=torch.float64), persistent=False)
+        # Set by ProbabilityGapHook when it adapts m (or by a per-class m): the kernel then takes the buffer.
+        self.clip_dynamic = False
         # Set by ProbabilityGapHook when it adapts gamma-: the kernel then takes the buffer itself, so a
         # new value recompiles nothing; otherwise the float in ``params`` (a constant of the kernel).
         self.gamma_neg_dynamic = False
@@ -101,7 +104,6 @@ class AsymmetricLoss(nn.Module):
 
     # Read-only views of the hyper-parameters, under FocalLoss-like names.
     gamma_pos = property(lambda self: self.params.gamma_pos)
-    clip = property(lambda self: self.params.clip)
     eps = property(lambda self: self.params.eps)
     alpha = property(lambda self: self.params.alpha)
     focusing_grad = property(lambda self: self.params.focusing_grad)
@@ -124,6 +126,24 @@ class AsymmetricLoss(nn.Module):
         self.gamma_neg_buffer = torch.tensor(value, dtype=torch.float64, device=self.gamma_neg_buffer.device)
         self.params = self.params._replace(gamma_neg=value)
 
+    @property
+    def clip(self):
+        """The margin m: a float, or the (C,) tensor of a per-class m once one was set."""
+        return self.clip_buffer.clone() if self.clip_buffer.dim() else self.params.clip
+
+    @clip.setter
+    def clip(self, value) -> None:
+        if isinstance(value, Tensor) and value.dim() == 1:
+            if not value.is_floating_point() or not bool(((value >= 0) & (value < 1)).all()):
+                raise ValueError(f'clip (the margin m) per class must be a floating tensor in [0, 1), got {value}')
+            self.clip_buffer = value.detach().to(self.clip_buffer.device, torch.float64).clone()
+            self.clip_dynamic = True
+            return
+        value = check_real('clip (the probability margin m)', float(value) if isinstance(value, Tensor) else value,
+                           0.0, 1.0, high_open=True)
+        self.clip_buffer = torch.tensor(value, dtype=torch.float64, device=self.clip_buffer.device)
+        self.params = self.params._replace(clip=value)
+
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # Checkpoints written when gamma- was model state carry it: it is not loaded (see the class docstring).
         state_dict.pop(prefix + 'gamma_neg_buffer', None)
@@ -131,7 +151,7 @@ class AsymmetricLoss(nn.Module):
 
     # Kept float64 whatever the module's dtype: after .half(), gamma- would be rounded to 3 digits, small
     # adaptive steps would vanish, and the slot counts of the probe would overflow at 65504.
-    _FLOAT64_BUFFERS = ('gamma_neg_buffer', 'probe_sums')
+    _FLOAT64_BUFFERS = ('gamma_neg_buffer', 'clip_buffer', 'probe_sums')
 
     def _apply(self, fn, recurse=True):
         kept = {name: self._buffers[name] for name in self._FLOAT64_BUFFERS}
@@ -186,7 +206,7 @@ class AsymmetricLoss(nn.Module):
             pred, target, weight, self.params, self.options,
             gamma_neg=self.gamma_neg_buffer if self.gamma_neg_dynamic else None, reduce=reduction != 'none',
             scale=scale, element_mean=reduction == 'mean' and avg_factor is None, return_probe=probe,
-            probe_per_class=self.probe_per_class)
+            probe_per_class=self.probe_per_class, clip=self.clip_buffer if self.clip_dynamic else None)
         if probe:
             loss, sums = loss
             if self.probe_sums.shape != sums.shape:  # switched between global and per-class sums

@@ -47,7 +47,8 @@ def _compiled_kernel(params: ASLParams, outputs: KernelOutputs):
     return _compiled[key]
 
 
-def run_kernel(z, target, weight, gamma_neg, scale, params: ASLParams, outputs: KernelOutputs, impl: str):
+def run_kernel(z, target, weight, gamma_neg, scale, params: ASLParams, outputs: KernelOutputs, impl: str,
+               clip: Optional[Tensor] = None):
     """``loss_and_grad`` eagerly or compiled; a compiler failure warns once and runs it eagerly."""
     global _compiler_failure
     if impl == 'compiled' and _compiler_failure is None:
@@ -55,17 +56,17 @@ def run_kernel(z, target, weight, gamma_neg, scale, params: ASLParams, outputs: 
             # A changing Python float would make the graph symbolic in it; a 0-dim tensor is an input.
             scale = z.new_full((), scale)
         try:
-            return _compiled_kernel(params, outputs)(z, target, weight, gamma_neg, scale, params, outputs)
+            return _compiled_kernel(params, outputs)(z, target, weight, gamma_neg, scale, params, outputs, clip)
         except COMPILER_ERRORS as exc:
             _compiler_failure = f'{type(exc).__name__}: {exc}'.split('\n')[0]
             warnings.warn(f'mmdet_asl: torch.compile failed to compile the ASL kernel ({_compiler_failure}); '
                           "the eager kernel computes the loss instead (impl='eager' skips compiling).")
-    return loss_and_grad(z, target, weight, gamma_neg, scale, params, outputs)
+    return loss_and_grad(z, target, weight, gamma_neg, scale, params, outputs, clip)
 
 
 @torch.library.custom_op('mmdet_asl::asymmetric_loss', mutates_args=())
 def asymmetric_loss_op(logits: Tensor, target: Tensor, weight: Optional[Tensor], gamma_neg: Optional[Tensor],
-                       scale: Optional[Tensor], scale_value: float, element_mean: bool, gamma_pos: float,
+                       clip_tensor: Optional[Tensor], scale: Optional[Tensor], scale_value: float, element_mean: bool, gamma_pos: float,
                        gamma_neg_value: float, clip: float, eps: float, alpha: Optional[float],
                        focusing_grad: str, reduce: bool, need_grad: bool, probe: bool, probe_per_class: bool,
                        impl: str, validate: bool) -> Tuple[Tensor, Tensor, Tensor]:
@@ -87,13 +88,13 @@ def asymmetric_loss_op(logits: Tensor, target: Tensor, weight: Optional[Tensor],
             logits.to(dtype), target if is_index else target.to(dtype), None if weight is None else weight.to(dtype),
             None if gamma_neg is None else gamma_neg.to(dtype), scale, params,
             KernelOutputs(reduce, need_grad, probe, probe_per_class),
-            impl)
+            impl, None if clip_tensor is None else clip_tensor.to(dtype))
     return (loss, logits.new_empty(0, dtype=dtype) if grad is None else grad,
             logits.new_zeros(0, dtype=torch.float64) if sums is None else sums)
 
 
 @asymmetric_loss_op.register_fake
-def _(logits, target, weight, gamma_neg, scale, scale_value, element_mean, gamma_pos, gamma_neg_value, clip, eps,
+def _(logits, target, weight, gamma_neg, clip_tensor, scale, scale_value, element_mean, gamma_pos, gamma_neg_value, clip, eps,
       alpha, focusing_grad, reduce, need_grad, probe, probe_per_class, impl, validate):
     dtype = _compute_dtype(logits)
     return (logits.new_empty(() if reduce else logits.shape, dtype=dtype),
@@ -115,8 +116,8 @@ def _backward(ctx, grad_loss, unused_grad, unused_sums):
     # scalar, where reading it is no device synchronisation and no tracing is under way.
     if type(grad_loss) is Tensor and grad_loss.dim() == 0 and grad_loss.device.type == 'cpu' \
             and grad.dtype == ctx.logits_dtype and not torch.compiler.is_compiling() and grad_loss.item() == 1.0:
-        return (grad, ) + (None, ) * 18
-    return ((grad * grad_loss).to(ctx.logits_dtype), ) + (None, ) * 18
+        return (grad, ) + (None, ) * 19
+    return ((grad * grad_loss).to(ctx.logits_dtype), ) + (None, ) * 19
 
 
 asymmetric_loss_op.register_autograd(_backward, setup_context=_setup_context)
@@ -138,7 +139,8 @@ def apply_asymmetric_loss(logits: Tensor,
                           scale=None,
                           element_mean: bool = False,
                           return_probe: bool = False,
-                          probe_per_class: bool = False):
+                          probe_per_class: bool = False,
+                          clip: Optional[Tensor] = None):
     """Asymmetric loss (Eq. 7) with its analytic gradient.
 
     Args:
@@ -156,6 +158,8 @@ def apply_asymmetric_loss(logits: Tensor,
         element_mean: further divide by the number of elements (a mean without avg_factor).
         return_probe: also return the probability-gap sums of Eq. 9-10 from the same pass.
         probe_per_class: those sums per class, (C, 4), instead of (4,).
+        clip: optional 0-dim or (C,) tensor in [0, 1) that replaces ``params.clip`` (an adaptive margin m;
+            the caller checks its values).
 
     Returns:
         The element-wise (N, C) loss, or its sum with ``reduce``: float32 for half, bfloat16 and float32
@@ -170,6 +174,10 @@ def apply_asymmetric_loss(logits: Tensor,
     if gamma_neg is not None:
         check_gamma_neg(gamma_neg)
         gamma_neg = gamma_neg.detach()
+    if clip is not None:
+        if not isinstance(clip, Tensor) or not clip.is_floating_point() or clip.dim() > 1:
+            raise TypeError(f'clip as a tensor must be a floating 0-dim or (C,) tensor, got {clip!r}')
+        clip = clip.detach()
     if isinstance(scale, Tensor):
         scale, scale_value = scale.detach().reshape(()).to(logits.device), 1.0
     else:
@@ -184,7 +192,7 @@ def apply_asymmetric_loss(logits: Tensor,
         return (out, sums) if return_probe else out
     need_grad = torch.is_grad_enabled() and logits.requires_grad
     loss, _, sums = asymmetric_loss_op(
-        logits, target, None if weight is None else weight.detach(), gamma_neg, scale, scale_value, element_mean,
+        logits, target, None if weight is None else weight.detach(), gamma_neg, clip, scale, scale_value, element_mean,
         params.gamma_pos, 0.0 if gamma_neg is not None else params.gamma_neg, params.clip, params.eps, params.alpha,
         params.focusing_grad,
         reduce, need_grad, return_probe, return_probe and probe_per_class, impl, options.validate)

@@ -36,7 +36,12 @@ class SigmoidParts(NamedTuple):
     log_1m_pm: Tensor  # log(1 - p_m), not floored
 
 
-def sigmoid_parts(z: Tensor, clip: float, need_log_p: bool = True) -> SigmoidParts:
+def _has_margin(clip) -> bool:
+    """Whether the m > 0 formulas apply: a positive float m, or an adaptive m (a tensor, any value)."""
+    return isinstance(clip, Tensor) or clip > 0
+
+
+def sigmoid_parts(z: Tensor, clip, need_log_p: bool = True) -> SigmoidParts:
     """p, q, p_m and the two logarithms Eq. 7 takes, from one exponential t = exp(-z).
 
     p = 1/(1 + t); q = t p for z >= 0 (q <= 1/2) and 1 - p for z < 0 (no cancellation). exp(-|z|) is t or
@@ -48,18 +53,19 @@ def sigmoid_parts(z: Tensor, clip: float, need_log_p: bool = True) -> SigmoidPar
     1 - p_m >= m has no cancellation. ``need_log_p=False`` leaves log p out (None) where only negatives
     are computed and m > 0: one logarithm fewer.
     """
-    wide = z.to(torch.float64) if clip > 0 else z
-    t = torch.exp(-torch.clamp(wide, min=-700.0) if clip > 0 else -wide)
+    margin = _has_margin(clip)
+    wide = z.to(torch.float64) if margin else z
+    t = torch.exp(-torch.clamp(wide, min=-700.0) if margin else -wide)
     p_wide = 1.0 / (1.0 + t)
     nonneg = z >= 0
     p = p_wide.to(z.dtype)
     q = torch.where(nonneg, (t * p_wide).to(z.dtype), 1.0 - p)
-    if clip > 0 and not need_log_p:
+    if margin and not need_log_p:
         p_m = torch.clamp(p_wide - clip, min=0.0).to(z.dtype)
         return SigmoidParts(p, q, p_m, None, torch.log1p(-p_m))
     log1p_e = torch.log1p(torch.where(nonneg, t, 1.0 / t).to(z.dtype))   # softplus(-|z|)
     log_p = torch.clamp(z, max=0.0) - log1p_e
-    if clip > 0:
+    if margin:
         p_m = torch.clamp(p_wide - clip, min=0.0).to(z.dtype)
         return SigmoidParts(p, q, p_m, log_p, torch.log1p(-p_m))
     return SigmoidParts(p, q, p, log_p, -torch.clamp(z, min=0.0) - log1p_e)
@@ -85,29 +91,32 @@ def positive_term(parts: SigmoidParts, gamma_pos: float, params: ASLParams, need
     return loss, -weight * slope
 
 
-def negative_term(parts: SigmoidParts, gamma_neg, params: ASLParams, need_grad: bool):
+def negative_term(parts: SigmoidParts, gamma_neg, params: ASLParams, need_grad: bool, clip=None):
     """-L- of Eq. 7 and its derivative in z, element-wise.
 
     loss- = -p_m^g- log(1 - p_m), with dp_m/dz = pq above the margin and 0 below it, 1 - p_m = q + m:
       full (Eq. 8): d/dz = p_m^g- [pq/(1 - p_m) - g- pq log(1 - p_m)/p_m]
       detached:     d/dz = p_m^g- pq/(1 - p_m)
-    For m = 0, pq/(1 - p_m) = p and pq/p_m = q. ``gamma_neg`` is a float, a 0-dim tensor or a (C,) tensor.
+    For m = 0, pq/(1 - p_m) = p and pq/p_m = q. ``gamma_neg`` is a float, a 0-dim tensor or a (C,) tensor;
+    ``clip`` (default ``params.clip``) an adaptive m as a 0-dim or (C,) tensor (the m > 0 formulas, exact
+    at m = 0 too).
     """
-    clip, log_eps = params.clip, math.log(params.eps)
+    clip = params.clip if clip is None else clip
+    margin, log_eps = _has_margin(clip), math.log(params.eps)
     p, q, p_m = parts.p, parts.q, parts.p_m
     log_1m_pm = torch.clamp(parts.log_1m_pm, min=log_eps)
     weight = p_m ** gamma_neg
     loss = -weight * log_1m_pm
     if not need_grad:
         return loss, None
-    slope = p if clip == 0 else p * q / (q + clip)
+    slope = p * q / (q + clip) if margin else p
     slope = slope * (parts.log_1m_pm > log_eps)
     if params.focusing_grad == 'full':
         # log(1 - p_m)/p_m -> -1 as p_m -> 0; below the margin the clamp only avoids 0/0 (masked below).
-        pq_over_pm = q if clip == 0 else p * q / torch.clamp(p_m, min=1e-30)
+        pq_over_pm = p * q / torch.clamp(p_m, min=1e-30) if margin else q
         slope = slope - gamma_neg * log_1m_pm * pq_over_pm
     grad = weight * slope
-    return loss, grad if clip == 0 else grad * (p_m > 0)
+    return loss, grad * (p_m > 0) if margin else grad
 
 
 def _sum64(x: Tensor) -> Tensor:
@@ -123,12 +132,12 @@ def _probe_sums(terms, per_class: bool) -> Tensor:
 
 
 def _gamma_at(gamma_neg, cls: Tensor):
-    """gamma- of the labelled class of each row: a (C,) tensor is indexed, a scalar stays as it is."""
+    """gamma- (or m) of the labelled class of each row: a (C,) tensor is indexed, a scalar stays as it is."""
     return gamma_neg[cls] if isinstance(gamma_neg, Tensor) and gamma_neg.dim() == 1 else gamma_neg
 
 
 def loss_and_grad(z: Tensor, target: Tensor, weight: Optional[Tensor], gamma_neg, scale,
-                  params: ASLParams, outputs: KernelOutputs):
+                  params: ASLParams, outputs: KernelOutputs, clip: Optional[Tensor] = None):
     """Return ``(loss, grad, probe_sums)`` of Eq. 7 for (N, C) logits.
 
     ``loss`` is element-wise (N, C) or, with ``outputs.reduce``, its float64-accumulated sum; ``grad`` is
@@ -136,16 +145,18 @@ def loss_and_grad(z: Tensor, target: Tensor, weight: Optional[Tensor], gamma_neg
     (N, C)) and multiplied by ``scale`` (a float or 0-dim tensor). ``probe_sums`` are those of
     :func:`~mmdet_asl.ops.asl.reference.probe_sums_reference` (None unless ``outputs.probe``).
     ``target`` is (N,) int64 class indices (background = C) or (N, C) targets in [0, 1]; ``gamma_neg``
-    a float, a 0-dim or a (C,) tensor. Computes in the dtype of ``z`` (float32 or float64).
+    a float, a 0-dim or a (C,) tensor; ``clip`` None (``params.clip``) or an adaptive m as a 0-dim or (C,)
+    tensor. Computes in the dtype of ``z`` (float32 or float64).
     """
     is_index = target.dim() == 1
     gamma_neg = params.gamma_neg if gamma_neg is None else gamma_neg
     a_pos, a_neg = (1.0, 1.0) if params.alpha is None else (params.alpha, 1.0 - params.alpha)
-    parts = sigmoid_parts(z, params.clip, need_log_p=not is_index)
+    clip = params.clip if clip is None else clip
+    parts = sigmoid_parts(z, clip, need_log_p=not is_index)
     # Every slot is first taken as a negative; the positives of index labels are corrected below.
-    loss, grad = negative_term(parts, gamma_neg, params, outputs.need_grad)
+    loss, grad = negative_term(parts, gamma_neg, params, outputs.need_grad, clip)
     if is_index:
-        return _with_index_positives(z, target, weight, gamma_neg, scale, params, outputs, parts, loss, grad)
+        return _with_index_positives(z, target, weight, gamma_neg, scale, params, outputs, parts, loss, grad, clip)
     y = target.to(z.dtype)
     loss_pos, grad_pos = positive_term(parts, params.gamma_pos, params, outputs.need_grad)
     # lerp(neg, pos, y) = y pos + (1 - y) neg, exact at y = 0 and 1: soft targets interpolate (Eq. 7 is
@@ -169,7 +180,7 @@ def _weighted(x: Optional[Tensor], weight, scale, reduce: bool):
     return x if scale is None else x * scale
 
 
-def _with_index_positives(z, labels, weight, gamma_neg, scale, params, outputs, parts, loss, grad):
+def _with_index_positives(z, labels, weight, gamma_neg, scale, params, outputs, parts, loss, grad, clip):
     """The positive slot of each foreground row (label < C), computed on the N gathered logits only, in
     float64 (N values: the positive term is then as accurate as can be), replaces the negative term of
     that slot: scattered into the element-wise results, or added as a correction to the sum."""
@@ -177,9 +188,10 @@ def _with_index_positives(z, labels, weight, gamma_neg, scale, params, outputs, 
     num_classes = z.shape[1]
     foreground = (labels < num_classes).unsqueeze(1)     # background (= C) rows stay all negative
     cls = torch.clamp(labels, max=num_classes - 1).unsqueeze(1)
-    parts_at = sigmoid_parts(z.gather(1, cls).to(torch.float64), params.clip)
+    clip_at = _gamma_at(clip, cls)
+    parts_at = sigmoid_parts(z.gather(1, cls).to(torch.float64), clip_at)
     loss_pos, grad_pos = positive_term(parts_at, params.gamma_pos, params, outputs.need_grad)
-    loss_neg_at, grad_neg_at = negative_term(parts_at, _gamma_at(gamma_neg, cls), params, outputs.need_grad)
+    loss_neg_at, grad_neg_at = negative_term(parts_at, _gamma_at(gamma_neg, cls), params, outputs.need_grad, clip_at)
     w_at = None if weight is None else (weight if weight.shape[1] == 1 else weight.gather(1, cls))
     loss = a_neg * loss
     if outputs.reduce:
