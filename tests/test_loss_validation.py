@@ -1,0 +1,125 @@
+"""Unchecked numbers are refused with errors that name the argument: config values when the loss is built,
+tensor values at the call (skipped with validate=False, which then costs no host synchronisation);
+``import mmdet_asl`` works without MMPretrain."""
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+
+from mmdet_asl.models import AsymmetricLoss
+from mmdet_asl.ops.asl import asymmetric_loss
+
+NAN, INF = float('nan'), float('inf')
+
+
+@pytest.mark.parametrize('kwargs,error,match', [
+    (dict(loss_weight=NAN), ValueError, 'loss_weight'),
+    (dict(loss_weight=-1.0), ValueError, 'loss_weight'),
+    (dict(loss_weight='1'), TypeError, 'loss_weight'),
+    (dict(probe='no'), TypeError, 'probe'),
+    (dict(probe=1), TypeError, 'probe'),
+    (dict(impl='fast'), ValueError, 'impl'),
+    (dict(validate='yes'), TypeError, 'validate'),
+    (dict(gamma_neg=INF), ValueError, 'gamma_neg'),
+    (dict(alpha=NAN), ValueError, 'alpha'),
+])
+def test_config_values_refused_at_build(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        AsymmetricLoss(**kwargs)
+
+
+@pytest.mark.parametrize('avg_factor,error', [(NAN, ValueError), (-2.0, ValueError), (INF, ValueError),
+                                              ('3', TypeError), (torch.ones(2), ValueError)])
+def test_bad_avg_factor(avg_factor, error):
+    with pytest.raises(error, match='avg_factor'):
+        AsymmetricLoss()(torch.randn(4, 3), torch.zeros(4, dtype=torch.long), avg_factor=avg_factor)
+
+
+@pytest.mark.parametrize('impl', ['eager', 'compiled'])
+@pytest.mark.parametrize('value', [NAN, -2.0])
+def test_bad_tensor_avg_factor_and_weights_at_call(impl, value):
+    z, labels = torch.randn(4, 3), torch.tensor([0, 1, 3, 2])
+    loss = AsymmetricLoss(gamma_pos=1.0, gamma_neg=2.0, clip=0.0, impl=impl)
+    with pytest.raises(ValueError, match='avg_factor'):
+        loss(z, labels, avg_factor=torch.tensor(value))
+    weight = torch.ones(4)
+    weight[1] = value
+    with pytest.raises(ValueError, match='weight'):
+        loss(z, labels, weight=weight)
+    loss(z, labels, weight=torch.ones(4), avg_factor=torch.tensor(2.0))  # the good values pass
+
+
+def test_numpy_logits_name_the_argument():
+    with pytest.raises(TypeError, match='pred'):
+        AsymmetricLoss()(np.zeros((4, 3), dtype=np.float32), torch.zeros(4, dtype=torch.long))
+    with pytest.raises(TypeError, match='target'):
+        AsymmetricLoss()(torch.zeros(4, 3), np.zeros(4, dtype=np.int64))
+
+
+def test_uint8_index_labels_are_accepted():
+    """Any integer dtype of class indices works (gather takes int64: they are converted, not refused)."""
+    z = torch.randn(5, 3)
+    labels = torch.tensor([0, 1, 2, 3, 3])
+    torch.testing.assert_close(AsymmetricLoss()(z, labels.to(torch.uint8)), AsymmetricLoss()(z, labels))
+
+
+def test_validate_off_skips_value_checks_and_host_syncs():
+    """validate=False: bad values are the caller's responsibility (a NaN logit gives a NaN loss), and the
+    call reads nothing back from the device (no .item()/.tolist()/bool() of a tensor)."""
+    z = torch.randn(6, 4)
+    z[0, 0] = NAN
+    labels = torch.tensor([0, 1, 2, 3, 4, 4])
+    with pytest.raises(ValueError, match='non-finite'):
+        AsymmetricLoss()(z, labels)
+    loss = AsymmetricLoss(validate=False)
+    assert torch.isnan(loss(z, labels))
+    reads = []
+    originals = {name: getattr(torch.Tensor, name) for name in ('item', 'tolist', '__bool__')}
+
+    def counting(name):
+        def read(self, *args):
+            reads.append(name)
+            return originals[name](self, *args)
+        return read
+
+    good = torch.randn(6, 4, requires_grad=True)
+    try:
+        for name in originals:
+            setattr(torch.Tensor, name, counting(name))
+        out = loss(good, labels, weight=torch.ones(6), avg_factor=torch.tensor(3.0))
+    finally:
+        for name, fn in originals.items():
+            setattr(torch.Tensor, name, fn)
+    assert reads == []
+    out.backward()
+    assert torch.isfinite(good.grad).all()
+
+
+def test_functional_validate_switch():
+    z = torch.randn(3, 2)
+    with pytest.raises(ValueError, match='target'):
+        asymmetric_loss(z, torch.tensor([0, 1, 7]))
+    assert asymmetric_loss(z, torch.tensor([0, 1, 2]), validate=False).shape == (3, 2)
+
+
+def test_import_without_mmpretrain():
+    """A detection user without MMPretrain: the package imports, the loss and hook register, and the
+    classification pieces are left out."""
+    code = textwrap.dedent("""
+        import sys
+        sys.modules['mmpretrain'] = None  # import mmpretrain raises ImportError
+        import torch
+        import mmdet_asl
+        from mmdet.registry import MODELS
+        from mmengine.registry import HOOKS
+        assert not mmdet_asl.HAS_MMPRETRAIN
+        assert 'mmdet_asl.models.heads' not in sys.modules and 'mmdet_asl.datasets' not in sys.modules
+        loss = MODELS.build(dict(type='AsymmetricLoss'))
+        print(float(loss(torch.zeros(2, 3), torch.tensor([0, 3]))), HOOKS.get('ProbabilityGapHook').__name__)
+    """)
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.split()[-1] == 'ProbabilityGapHook'
