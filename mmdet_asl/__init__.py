@@ -10,6 +10,11 @@ from . import compat  # noqa: F401,I001  (lets MMEngine resume on torch >= 2.6)
 from .engine import ProbabilityGapHook  # noqa: F401
 from .models import *  # noqa: F401,F403  (registers the modules)
 from .version import __version__
+from mmengine.config.utils import MODULE2PACKAGE
+
+# `mmdet_asl::multilabel/...py` as a config base path (MMEngine resolves only the packages in this table);
+# the configs ship in mmdet_asl/.mim/configs (see setup.py).
+MODULE2PACKAGE.setdefault('mmdet_asl', 'mmdet_asl')
 
 try:
     import mmpretrain  # noqa: F401
