@@ -275,3 +275,16 @@ def test_tensor_gamma_neg_equals_float(clip, mode):
         b = asymmetric_loss(z, target, gamma_pos=1.0, gamma_neg=2.5, clip=clip, reduce=True, focusing_grad=mode)
         torch.testing.assert_close(a, b)
         torch.testing.assert_close(torch.autograd.grad(a, z)[0], torch.autograd.grad(b, z)[0])
+
+
+def test_whole_number_gammas_are_products_that_match_pow():
+    """The kernel raises to whole-number gammas by products; they must agree with pow to a few float32
+    rounding steps, and other exponents (and tensor gammas) must go through pow itself."""
+    from mmdet_asl.ops.asl.kernel import power
+
+    x = torch.rand(10_000, dtype=torch.float32) * 0.99 + 0.01
+    for gamma in (0.0, 1.0, 2.0, 3.0, 4.0, 7.0, 8.0):
+        torch.testing.assert_close(power(x, gamma).double(), x.double() ** gamma, rtol=(gamma + 1) * 1.2e-7, atol=0)
+    assert torch.equal(power(x, 0.0), torch.ones_like(x))
+    assert torch.equal(power(x, 2.5), torch.pow(x, 2.5))
+    assert torch.equal(power(x, torch.tensor(3.0)), torch.pow(x, torch.tensor(3.0)))

@@ -137,12 +137,12 @@ def check_values(logits: Tensor, target: Tensor, weight: Optional[Tensor], scale
     empty = logits.numel() == 0
 
     def low_high(x):
-        return torch.stack(torch.aminmax(x.detach().to(torch.float64))) if x.numel() else torch.stack([inf, -inf])
+        return torch.stack(torch.aminmax(x.detach())).to(torch.float64) if x.numel() else torch.stack([inf, -inf])
 
     stats = [low_high(target)]
-    # One reduction for the logits: a finite sum means finite values (a huge sum that overflows is
-    # recounted below before anything is reported).
-    stats.append(logits.detach().sum(dtype=torch.float64).reshape(1) if not empty else inf.new_zeros(1))
+    # One reduction of the logits, in their own dtype: a finite sum means finite values (a sum that
+    # overflows is recounted element by element below before anything is reported).
+    stats.append(logits.detach().sum().to(torch.float64).reshape(1) if not empty else inf.new_zeros(1))
     stats.append(low_high(weight) if weight is not None else torch.stack([inf.new_zeros(()), inf.new_zeros(())]))
     stats.append(scale.detach().to(torch.float64).reshape(1) if scale is not None else inf.new_ones(1))
     (t_low, t_high, logit_sum, w_low, w_high, scale_value) = torch.cat(stats).tolist()

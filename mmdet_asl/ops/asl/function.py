@@ -66,10 +66,10 @@ def run_kernel(z, target, weight, gamma_neg, scale, params: ASLParams, outputs: 
 
 @torch.library.custom_op('mmdet_asl::asymmetric_loss', mutates_args=())
 def asymmetric_loss_op(logits: Tensor, target: Tensor, weight: Optional[Tensor], gamma_neg: Optional[Tensor],
-                       clip_tensor: Optional[Tensor], scale: Optional[Tensor], scale_value: float, element_mean: bool, gamma_pos: float,
-                       gamma_neg_value: float, clip: float, eps: float, alpha: Optional[float],
-                       focusing_grad: str, reduce: bool, need_grad: bool, probe: bool, probe_per_class: bool,
-                       impl: str, validate: bool) -> Tuple[Tensor, Tensor, Tensor]:
+                       clip_tensor: Optional[Tensor], scale: Optional[Tensor], scale_value: float,
+                       element_mean: bool, gamma_pos: float, gamma_neg_value: float, clip: float, eps: float,
+                       alpha: Optional[float], focusing_grad: str, reduce: bool, need_grad: bool, probe: bool,
+                       probe_per_class: bool, impl: str, validate: bool) -> Tuple[Tensor, Tensor, Tensor]:
     """(loss, dloss/dlogits, probe sums) of Eq. 7; empty tensors stand for outputs not asked for.
 
     The loss and gradient are multiplied by ``scale`` (a 0-dim tensor, e.g. loss_weight / avg_factor) or
@@ -94,8 +94,8 @@ def asymmetric_loss_op(logits: Tensor, target: Tensor, weight: Optional[Tensor],
 
 
 @asymmetric_loss_op.register_fake
-def _(logits, target, weight, gamma_neg, clip_tensor, scale, scale_value, element_mean, gamma_pos, gamma_neg_value, clip, eps,
-      alpha, focusing_grad, reduce, need_grad, probe, probe_per_class, impl, validate):
+def _(logits, target, weight, gamma_neg, clip_tensor, scale, scale_value, element_mean, gamma_pos, gamma_neg_value,
+      clip, eps, alpha, focusing_grad, reduce, need_grad, probe, probe_per_class, impl, validate):
     dtype = _compute_dtype(logits)
     return (logits.new_empty(() if reduce else logits.shape, dtype=dtype),
             logits.new_empty(logits.shape if need_grad else (0, ), dtype=dtype),

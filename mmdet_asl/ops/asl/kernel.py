@@ -7,9 +7,11 @@ so autograd keeps one (N, C) tensor instead of the dozen intermediates of the pl
 call (an adaptive gamma-, a tensor avg_factor) arrive as tensors; ``params`` and ``outputs`` are constants
 of a compiled kernel.
 
-Per element, with p = sigmoid(z), q = 1 - p and t = exp(-z), the kernel evaluates one exponential and one
-logarithm (log1p) for m = 0; for m > 0 the exponential is taken in float64 (see :func:`sigmoid_parts`)
-and the logarithm is log1p(-p_m). Whole-number gammas are products after compilation.
+Transcendental functions per element (what bounds the kernel's speed): one exponential t = exp(-z) and
+one logarithm, log1p(exp(-|z|)) for m = 0 or log1p(-p_m) for m > 0, where the exponential is taken in
+float64 (see :func:`sigmoid_parts`); dense targets with m > 0 add log1p(exp(-|z|)) for log p. That is the
+least Eq. 7 allows: p needs an exponential, the loss a logarithm. Whole-number gammas are products
+(:func:`power`); other exponents, and tensor gammas, cost an exp and a log more.
 """
 import math
 from typing import NamedTuple, Optional
@@ -71,6 +73,21 @@ def sigmoid_parts(z: Tensor, clip, need_log_p: bool = True) -> SigmoidParts:
     return SigmoidParts(p, q, p, log_p, -torch.clamp(z, min=0.0) - log1p_e)
 
 
+def power(x: Tensor, exponent) -> Tensor:
+    """x ** exponent, a whole-number float exponent up to 8 (the usual gammas: 1, 2, 4) as products: eager
+    aten.pow evaluates exp(g log x) (two transcendentals per element) for exponents other than 2 and 3;
+    inductor emits the same products. A tensor exponent (adaptive or per-class gamma-) goes through pow."""
+    if isinstance(exponent, float) and exponent.is_integer() and 0 <= exponent <= 8:
+        result, base, n = None, x, int(exponent)
+        while n:
+            if n & 1:
+                result = base if result is None else result * base
+            n >>= 1
+            base = base * base if n else base
+        return torch.ones_like(x) if result is None else result
+    return x ** exponent
+
+
 def positive_term(parts: SigmoidParts, gamma_pos: float, params: ASLParams, need_grad: bool):
     """-L+ of Eq. 7 and its derivative in z, element-wise.
 
@@ -81,7 +98,7 @@ def positive_term(parts: SigmoidParts, gamma_pos: float, params: ASLParams, need
     """
     log_eps = math.log(params.eps)
     log_p = torch.clamp(parts.log_p, min=log_eps)
-    weight = parts.q ** gamma_pos
+    weight = power(parts.q, gamma_pos)
     loss = -weight * log_p
     if not need_grad:
         return loss, None
@@ -105,7 +122,7 @@ def negative_term(parts: SigmoidParts, gamma_neg, params: ASLParams, need_grad: 
     margin, log_eps = _has_margin(clip), math.log(params.eps)
     p, q, p_m = parts.p, parts.q, parts.p_m
     log_1m_pm = torch.clamp(parts.log_1m_pm, min=log_eps)
-    weight = p_m ** gamma_neg
+    weight = power(p_m, gamma_neg)
     loss = -weight * log_1m_pm
     if not need_grad:
         return loss, None
