@@ -1,7 +1,9 @@
 """Both kernels, eager and compiled, against the one specification (ops/asl/reference.py): values and
 gradients in float32 and float64, gradcheck at the kink p = m, probe sums, per-class gamma-, weights,
-soft targets. Cases share configurations so that the compiled path compiles each one once."""
+soft targets. Cases share configurations so that the compiled path compiles each one once.
+``MMDET_ASL_TEST_DEVICE=cuda`` runs them on the GPU (tools/benchmarks/gpu_check.sh)."""
 import math
+import os
 
 import pytest
 import torch
@@ -10,6 +12,7 @@ from mmdet_asl.ops.asl import asymmetric_loss, asymmetric_loss_reference, probe_
 from mmdet_asl.ops.asl.reference import dense_target
 
 IMPLS = ['eager', 'compiled']
+DEVICE = os.environ.get('MMDET_ASL_TEST_DEVICE', 'cpu')
 # (gamma_pos, gamma_neg, clip, alpha, focusing_grad): the paper's classification setting, and the detection
 # setting with the static weighting and the detached focusing gradient.
 CASES = [(0.0, 4.0, 0.05, None, 'full'), (1.0, 2.0, 0.0, 0.25, 'detached')]
@@ -26,7 +29,8 @@ def make_inputs(kind, n=96, c=12, seed=0, dtype=torch.float32):
         target = (torch.rand(n, c, generator=g) < 0.3).to(dtype)
     else:
         target = torch.rand(n, c, generator=g).to(dtype)
-    return z.to(dtype), target, torch.rand(n, 1, generator=g).to(dtype).flatten()
+    weight = torch.rand(n, 1, generator=g).to(dtype).flatten()
+    return z.to(dtype).to(DEVICE), target.to(DEVICE), weight.to(DEVICE)
 
 
 def reference_and_grad(z, target, weight, gp, gn, m, alpha, mode):
@@ -87,7 +91,7 @@ def test_probe_sums_and_scaled_sum(impl, kind):
     gp, gn, m, alpha, mode = CASES[1]
     z, target, weight = make_inputs(kind, seed=2)
     weight[::7] = 0.0  # slots with weight 0 are left out of the probe
-    scale = torch.tensor(0.3)
+    scale = torch.tensor(0.3, device=DEVICE)
     loss, sums = asymmetric_loss(z, target, weight, gp, gn, m, alpha=alpha, focusing_grad=mode, reduce=True,
                                  scale=scale, return_probe=True, impl=impl)
     ref, _ = reference_and_grad(z, target, weight, gp, gn, m, alpha, mode)
@@ -102,7 +106,7 @@ def test_per_class_and_tensor_gamma_neg(impl, kind):
     gp, _, m, alpha, mode = CASES[0]
     z, target, weight = make_inputs(kind, seed=3)
     z.requires_grad_(True)
-    for gamma_neg in (torch.linspace(0.0, 5.0, z.shape[1]), torch.tensor(2.5)):
+    for gamma_neg in (torch.linspace(0.0, 5.0, z.shape[1], device=DEVICE), torch.tensor(2.5, device=DEVICE)):
         loss = asymmetric_loss(z, target, weight, gp, gamma_neg, m, alpha=alpha, focusing_grad=mode, impl=impl)
         grad, = torch.autograd.grad(loss.sum(), z)
         ref, ref_grad = reference_and_grad(z, target, weight, gp, gamma_neg.double(), m, alpha, mode)

@@ -24,13 +24,25 @@ from mmengine.optim import build_optim_wrapper
 from mmengine.structures import InstanceData
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+from mmdet.models.losses import FocalLoss  # noqa: E402
 from mmdet.registry import MODELS  # noqa: E402
 from mmdet.structures import DetDataSample  # noqa: E402
 from mmdet.utils import register_all_modules  # noqa: E402
 
 import mmdet_asl  # noqa: F401,E402
 
-FOCAL = dict(type='FocalLoss', use_sigmoid=True, gamma=2.0, alpha=0.25, loss_weight=1.0)
+FOCAL = dict(type='PyFocalLoss', use_sigmoid=True, gamma=2.0, alpha=0.25, loss_weight=1.0)
+
+
+@MODELS.register_module(force=True)
+class PyFocalLoss(FocalLoss):
+    """MMDetection's FocalLoss on its Python path on every device (one-hot targets): on CUDA, index labels
+    would select mmcv's compiled op, which a CPU-only mmcv build lacks."""
+
+    def forward(self, pred, target, *args, **kwargs):
+        if target.dim() == 1:
+            target = torch.nn.functional.one_hot(target, pred.shape[1] + 1)[:, :pred.shape[1]]
+        return super().forward(pred, target, *args, **kwargs)
 
 
 def synthetic_batch(n, size, num_classes, boxes=20):
@@ -58,11 +70,17 @@ def real_batch(cfg, n):
     return next(iter(loader)), f'first batch of {cfg.train_dataloader.dataset.ann_file}'
 
 
-def loss_only(n, c, reps, warmup, impl):
-    x0 = torch.randn(n, c) - 4.0
+def sync(device):
+    if device == 'cuda':
+        torch.cuda.synchronize()
+
+
+def loss_only(n, c, reps, warmup, impl, device='cpu'):
+    x0 = (torch.randn(n, c) - 4.0).to(device)
     labels = torch.full((n, ), c, dtype=torch.long)
     pos = torch.randperm(n)[:max(1, n // 100)]
     labels[pos] = torch.randint(0, c, (len(pos), ))
+    labels = labels.to(device)
     out = {}
     for name, cfg in (('focal', FOCAL), ('asl', dict(type='AsymmetricLoss', use_sigmoid=True, gamma_pos=1.0,
                                                      gamma_neg=2.0, clip=0.0, impl=impl))):
@@ -70,8 +88,10 @@ def loss_only(n, c, reps, warmup, impl):
         ts = []
         for it in range(warmup + reps):
             x = x0.clone().requires_grad_()
+            sync(device)
             t0 = time.perf_counter()
             fn(x, labels, avg_factor=float(len(pos))).backward()
+            sync(device)
             if it >= warmup:
                 ts.append(time.perf_counter() - t0)
         out[name] = statistics.median(ts)
@@ -91,6 +111,7 @@ def main():
     parser.add_argument('--synthetic', action='store_true', help='do not use the config data')
     parser.add_argument('--threads', type=int)
     parser.add_argument('--impl', choices=('eager', 'compiled'), default='eager', help='the ASL kernel')
+    parser.add_argument('--device', default='cpu', help='cpu or cuda')
     parser.add_argument('--loss-only', type=int, nargs=2, metavar=('N', 'C'),
                         help='only time loss_cls fwd+bwd on (N, C) logits (e.g. 44788 80: FCOS points of two '
                         '800x1344 COCO images), focal vs ASL gamma+=1, gamma-=2, m=0; no model is built')
@@ -99,7 +120,7 @@ def main():
         torch.set_num_threads(args.threads)
     register_all_modules()
     if args.loss_only:
-        return loss_only(*args.loss_only, reps=args.reps, warmup=args.warmup, impl=args.impl)
+        return loss_only(*args.loss_only, reps=args.reps, warmup=args.warmup, impl=args.impl, device=args.device)
     cfg = Config.fromfile(args.config)
     if cfg.model.backbone.get('init_cfg') is not None:
         cfg.model.backbone.init_cfg = None  # no ImageNet file needed to time an iteration
@@ -119,7 +140,7 @@ def main():
     focal_cfg = copy.deepcopy(cfg.model)
     focal_cfg.bbox_head.loss_cls = FOCAL
     for name, mcfg in (('asl', asl_cfg), ('focal', focal_cfg)):
-        models[name] = MODELS.build(mcfg)
+        models[name] = MODELS.build(mcfg).to(args.device)
     models['asl'].init_weights()
     models['focal'].load_state_dict(models['asl'].state_dict(), strict=False)
     for name, model in models.items():
@@ -129,8 +150,10 @@ def main():
     for it in range(args.warmup + args.reps):
         order = ('asl', 'focal') if it % 2 == 0 else ('focal', 'asl')
         for name in order:
+            sync(args.device)
             t0 = time.perf_counter()
             models[name].train_step(copy.deepcopy(data), optims[name])
+            sync(args.device)
             dt = time.perf_counter() - t0
             if it >= args.warmup:
                 times[name].append(dt)
@@ -149,17 +172,20 @@ def main():
     head = models['asl'].bbox_head
     shape = data['inputs'][0].shape[-2:]
     n_loc = len(data['inputs']) * sum(-(-shape[0] // s) * -(-shape[1] // s) for s in head.strides)
-    logits = torch.randn(n_loc, head.num_classes) - 4.0
+    logits = (torch.randn(n_loc, head.num_classes) - 4.0).to(args.device)
     labels = torch.full((n_loc, ), head.num_classes, dtype=torch.long)
     labels[torch.randperm(n_loc)[:max(1, n_loc // 100)]] = 0
+    labels = labels.to(args.device)
     loss_t = {}
     for name, model in models.items():
         fn = model.bbox_head.loss_cls
         ts = []
         for it in range(args.warmup + 4 * args.reps):
             x = logits.clone().requires_grad_()
+            sync(args.device)
             t0 = time.perf_counter()
             fn(x, labels, avg_factor=float(n_loc // 100)).backward()
+            sync(args.device)
             if it >= args.warmup:
                 ts.append(time.perf_counter() - t0)
         loss_t[name] = statistics.median(ts)

@@ -11,8 +11,8 @@ Rows:
   * ... detection setting  : the same two, in the flagship detection config's setting (below)
   * ASL plain autograd     : Eq. 7 as specified (``ops/asl/reference.py``), autograd backward
   * MMPretrain ASL         : ``mmpretrain.models.losses.AsymmetricLoss`` (dense targets), autograd
-  * MMDet FocalLoss        : ``mmdet.models.losses.FocalLoss`` (index labels; CPU: its Python path,
-                             CUDA: mmcv's fused op)
+  * MMDet FocalLoss        : ``mmdet.models.losses.FocalLoss``, its Python path (``py_sigmoid_focal_loss``)
+                             on both devices (index labels on the CPU, one-hot targets on CUDA)
   * torchvision focal      : ``torchvision.ops.sigmoid_focal_loss`` (dense targets), autograd
   * BCE                    : ``F.binary_cross_entropy_with_logits`` (dense targets): the cheapest loss there is
   * memory floor           : ``x.clone().mul_(1)``, one read of the logits and one (N, C) write, no backward
@@ -74,7 +74,8 @@ def make_rows():
     except ImportError:
         print('mmpretrain is not installed: no MMPretrain row')
     rows += [
-        ('MMDet FocalLoss', lambda z, labels, dense: focal(z, labels)),
+        # One-hot targets on the GPU keep FocalLoss on its Python path (its CUDA path is mmcv's compiled op).
+        ('MMDet FocalLoss', lambda z, labels, dense: focal(z, dense if z.is_cuda else labels)),
         ('torchvision sigmoid_focal_loss', lambda z, labels, dense: sigmoid_focal_loss(
             z, dense, alpha=0.25, gamma=2.0, reduction='mean')),
         (BCE, lambda z, labels, dense: F.binary_cross_entropy_with_logits(z, dense)),
@@ -150,7 +151,10 @@ def main():
     parser.add_argument('--repeats', type=int, default=7)
     parser.add_argument('--warmup', type=int, default=2)
     parser.add_argument('--skip', nargs='*', default=[], help='substrings of row names to skip')
+    parser.add_argument('--threads', type=int, help='CPU threads (torch.set_num_threads)')
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     devices = args.devices or (['cpu'] + (['cuda'] if torch.cuda.is_available() else []))
     rows = [r for r in make_rows() if not any(s in r[0] for s in args.skip)]
     print(f'torch {torch.__version__}, threads {torch.get_num_threads()}')
