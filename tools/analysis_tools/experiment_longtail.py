@@ -1,0 +1,222 @@
+#!/usr/bin/env python
+"""Per-class adaptive asymmetry on long-tailed canvases: focal, fixed ASL, global adaptive, per-class
+adaptive and per-class adaptive + adaptive margin, several seeds each.
+
+Every run trains ``configs/multilabel/resnet18-w16_asl-adaptive-perclass_1xb64_fashion-canvas-longtail.py``
+with the loss and ``ProbabilityGapHook`` of its method, through ``tools/train.py`` in a subprocess, and
+validates once at the end (the test split, predictions dumped). It reports mAP, the mAP over the rarest
+third of the classes (by train frequency), CF1, and the final gamma- per class, as mean +- standard
+deviation over the seeds (``<work-dir>/results.md``), and draws:
+
+* ``<out-dir>/fig_longtail_gamma_vs_frequency.png``: final gamma- per class against the class's train
+  frequency (per-class runs, mean over seeds);
+* ``<out-dir>/fig_longtail_per_class_curves.png``: gamma- and Delta p per class along training (the first
+  seed's per-class run).
+
+    python tools/dataset_converters/make_longtail_canvases.py
+    python tools/analysis_tools/experiment_longtail.py --epochs 2 --seeds 0 1 2
+
+Finished runs are reused (``--force`` retrains).
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import pickle
+import subprocess
+import sys
+import time
+
+import numpy as np
+import torch
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+CONFIG = osp.join(ROOT, 'configs', 'multilabel', 'resnet18-w16_asl-adaptive-perclass_1xb64_fashion-canvas-longtail.py')
+DATA = osp.join(ROOT, 'data', 'fashion_canvas_longtail')
+
+
+def methods(args):
+    """name -> (loss overrides, ProbabilityGapHook settings)."""
+    adaptive = dict(target=args.target, lam=args.lam, gamma_max=10.0)
+    return {
+        'focal': (dict(gamma_pos=2.0, gamma_neg=2.0, clip=0.0), None),
+        'asl': (dict(gamma_pos=0.0, gamma_neg=4.0, clip=0.05), None),
+        'adaptive': (dict(gamma_pos=0.0, gamma_neg=4.0, clip=0.05), adaptive),
+        'per-class': (dict(gamma_pos=0.0, gamma_neg=4.0, clip=0.05), dict(adaptive, per_class=True)),
+        'per-class+m': (dict(gamma_pos=0.0, gamma_neg=4.0, clip=0.05),
+                        dict(adaptive, per_class=True, adapt=('gamma_neg', 'clip'), clip_lam=args.clip_lam)),
+    }
+
+
+def write_config(path, loss, adaptive, dump_file, per_class_interval):
+    hook = dict(type='ProbabilityGapHook', per_class_interval=per_class_interval)
+    if adaptive is not None:
+        hook['adaptive'] = adaptive
+    lines = [f'_base_ = {CONFIG!r}', f'model = dict(head=dict(loss={loss!r}))', f'custom_hooks = [{hook!r}]',
+             "val_evaluator = [dict(type='ASLMultiLabelMetric', thr=0.5, topk=3), "
+             f"dict(type='DumpResults', out_file_path={dump_file!r})]", 'test_evaluator = val_evaluator']
+    with open(path, 'w') as f:
+        f.write('\n'.join(lines) + '\n')
+
+
+def per_class_ap(dump_file):
+    """Per-class average precision (%) of the dumped predictions, NaN for a class without positives."""
+    from mmpretrain.evaluation.metrics.multi_label import _average_precision
+    with open(dump_file, 'rb') as f:
+        samples = pickle.load(f)  # written by this run's DumpResults
+    scores = torch.stack([torch.as_tensor(s['pred_score']) for s in samples]).float()
+    target = torch.stack([torch.as_tensor(s['gt_score']) for s in samples]).float()
+    return np.array([100.0 * float(_average_precision(scores[:, c], target[:, c])) if target[:, c].sum() > 0
+                     else float('nan') for c in range(scores.shape[1])])
+
+
+def last_scalars(run_dir, key):
+    found = None
+    for root, _, files in os.walk(run_dir):
+        if 'scalars.json' in files:
+            with open(osp.join(root, 'scalars.json')) as f:
+                for line in f:
+                    record = json.loads(line)
+                    if key in record:
+                        found = record
+    return found
+
+
+def final_gamma(run_dir, epochs):
+    """gamma- per class at the end: the hook's state in the last checkpoint (the config's 4 without it)."""
+    checkpoint = torch.load(osp.join(run_dir, f'epoch_{epochs}.pth'), map_location='cpu', weights_only=False)
+    state = checkpoint.get('probability_gap')  # a checkpoint this script's run just wrote
+    if not state:
+        return None
+    gamma = next(iter(state.values()))['gamma_neg']
+    return gamma.tolist() if gamma.dim() else [float(gamma)] * 10
+
+
+def run(name, seed, loss, adaptive, args):
+    run_dir = osp.join(args.work_dir, f'{name}_seed{seed}')
+    done = osp.join(run_dir, 'result.json')
+    if osp.isfile(done) and not args.force:
+        with open(done) as f:
+            return json.load(f)
+    os.makedirs(run_dir, exist_ok=True)
+    config, dump = osp.join(run_dir, 'config.py'), osp.abspath(osp.join(run_dir, 'predictions.pkl'))
+    write_config(config, loss, adaptive, dump, args.per_class_interval)
+    cmd = [sys.executable, osp.join(ROOT, 'tools', 'train.py'), config, '--work-dir', run_dir, '--cfg-options',
+           f'randomness.seed={seed}', f'train_cfg.max_epochs={args.epochs}', f'train_cfg.val_interval={args.epochs}']
+    print(f'[longtail] {name} seed {seed}: {" ".join(cmd)}', flush=True)
+    start = time.time()
+    with open(osp.join(run_dir, 'stdout.log'), 'w') as log:
+        subprocess.run(cmd, check=True, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    metrics = last_scalars(run_dir, 'multi-label/mAP')
+    result = dict(name=name, seed=seed, mAP=metrics['multi-label/mAP'], CF1=metrics['multi-label/CF1'],
+                  ap=per_class_ap(dump).tolist(), gamma=final_gamma(run_dir, args.epochs),
+                  seconds=round(time.time() - start))
+    with open(done, 'w') as f:
+        json.dump(result, f)
+    return result
+
+
+def train_frequency():
+    with open(osp.join(DATA, 'annotations', 'instances_train.json')) as f:
+        coco = json.load(f)
+    present = {(a['image_id'], a['category_id'] - 1) for a in coco['annotations']}
+    return np.bincount([c for _, c in present], minlength=len(coco['categories'])) / len(coco['images'])
+
+
+def mean_std(values):
+    values = np.asarray(values, dtype=float)
+    return f'{values.mean():.2f} ± {values.std(ddof=1) if len(values) > 1 else 0.0:.2f}'
+
+
+def report(results, freq, args):
+    rare = np.argsort(freq)[:round(len(freq) / 3)]
+    lines = [f'| method | mAP | mAP, rarest {len(rare)} classes | CF1 | final gamma- (mean over classes) |',
+             '|---|---:|---:|---:|---:|']
+    for name, (loss, _) in methods(args).items():
+        runs = [r for r in results if r['name'] == name]
+        if not runs:
+            continue
+        rare_map = [np.nanmean(np.asarray(r['ap'])[rare]) for r in runs]
+        gammas = [np.mean(r['gamma']) for r in runs if r['gamma']]
+        gamma = mean_std(gammas) if gammas else f"{loss['gamma_neg']:g} (fixed)"
+        lines.append(f"| {name} (n = {len(runs)}) | {mean_std([r['mAP'] for r in runs])} | {mean_std(rare_map)} | "
+                     f"{mean_std([r['CF1'] for r in runs])} | {gamma} |")
+    setup = (f'{args.epochs} epochs, seeds {args.seeds}; adaptive: target Delta p {args.target}, lam {args.lam}, '
+             f'clip_lam {args.clip_lam}, gamma- from 4, m 0.05; rarest classes (train frequency): {rare.tolist()}; '
+             'mean ± sample standard deviation over the seeds')
+    text = setup + '\n\n' + '\n'.join(lines) + '\n'
+    print(text)
+    with open(osp.join(args.work_dir, 'results.md'), 'w') as f:
+        f.write(text)
+
+
+def plot(results, freq, args):
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    for name, marker in (('per-class', 'o'), ('per-class+m', 's')):
+        gammas = np.array([r['gamma'] for r in results if r['name'] == name and r['gamma']])
+        if len(gammas):
+            ax.errorbar(freq, gammas.mean(0), yerr=gammas.std(0), fmt=marker, capsize=3, label=name)
+    ax.axhline(4.0, color='gray', lw=0.8, ls='--', label='start (fixed ASL)')
+    ax.set_xscale('log')
+    ax.set(xlabel='class frequency (share of train canvases)', ylabel='final gamma-',
+           title='Per-class adaptive gamma- vs class frequency')
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(osp.join(args.out_dir, 'fig_longtail_gamma_vs_frequency.png'), dpi=120)
+    log = osp.join(args.work_dir, f'per-class_seed{args.seeds[0]}')
+    lines = []
+    for root, _, files in os.walk(log):
+        if 'probability_gap_per_class.jsonl' in files:
+            with open(osp.join(root, 'probability_gap_per_class.jsonl')) as f:
+                lines = [json.loads(line) for line in f]
+    if not lines:
+        return
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    iters = [line['iter'] for line in lines]
+    order = np.argsort(-freq)
+    colors = plt.cm.viridis(np.linspace(0, 1, len(freq)))
+    for rank, c in enumerate(order):
+        label = f'class {c} ({freq[c]:.3f})'
+        axes[0].plot(iters, [line['gamma_neg'][c] for line in lines], color=colors[rank], label=label)
+        axes[1].plot(iters, [np.nan if line['dp'][c] is None else line['dp'][c] for line in lines],
+                     color=colors[rank])
+    axes[1].axhline(args.target, color='gray', lw=0.8, ls='--')
+    axes[0].set(xlabel='iteration', ylabel='gamma-', title='gamma- per class (frequent: dark)')
+    axes[1].set(xlabel='iteration', ylabel='Delta p', title=f'Delta p per class (target {args.target})')
+    axes[0].legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(osp.join(args.out_dir, 'fig_longtail_per_class_curves.png'), dpi=120)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--work-dir', default='work_dirs/longtail')
+    parser.add_argument('--epochs', type=int, default=2)
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    parser.add_argument('--target', type=float, default=0.1)
+    parser.add_argument('--lam', type=float, default=0.05)
+    parser.add_argument('--clip-lam', type=float, default=0.005)
+    parser.add_argument('--per-class-interval', type=int, default=5)
+    parser.add_argument('--methods', nargs='+', help='a subset of the methods (default: all)')
+    parser.add_argument('--out-dir', default='docs')
+    parser.add_argument('--force', action='store_true')
+    args = parser.parse_args(argv)
+    if not osp.isfile(osp.join(DATA, 'annotations', 'instances_train.json')):
+        sys.exit(f'{DATA} is missing: run `python tools/dataset_converters/make_longtail_canvases.py` first')
+    os.makedirs(args.work_dir, exist_ok=True)
+    chosen = args.methods or list(methods(args))
+    results = []
+    for seed in args.seeds:  # seed-major: a partial run still has every method at the first seeds
+        for name in chosen:
+            loss, adaptive = methods(args)[name]
+            results.append(run(name, seed, loss, adaptive, args))
+    freq = train_frequency()
+    report(results, freq, args)
+    plot(results, freq, args)
+
+
+if __name__ == '__main__':
+    main()
