@@ -16,8 +16,9 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from torch import nn
 
-import mmdet_asl  # noqa: F401
 from mmpretrain.registry import MODELS
+
+import mmdet_asl  # noqa: F401
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, osp.join(ROOT, 'tools', 'model_converters'))

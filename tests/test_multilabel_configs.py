@@ -11,11 +11,11 @@ from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 from mmengine.registry import DefaultScope, init_default_scope
 
+from mmpretrain.registry import DATASETS, MODELS
+
 import mmdet_asl.datasets  # noqa: F401
 import mmdet_asl.evaluation  # noqa: F401
 import mmdet_asl.models.heads  # noqa: F401
-from mmpretrain.registry import DATASETS, MODELS
-
 from test_multilabel_datasets import _openimages, fashion_source, mfc
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))

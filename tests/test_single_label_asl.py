@@ -15,10 +15,11 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from PIL import Image
 
-import mmdet_asl  # noqa: F401
 from mmpretrain.evaluation import SingleLabelMetric
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
+
+import mmdet_asl  # noqa: F401
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, osp.join(ROOT, 'tools', 'dataset_converters'))

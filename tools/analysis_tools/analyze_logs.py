@@ -16,6 +16,7 @@ from collections import defaultdict
 from typing import Dict, List, Tuple
 
 Series = Dict[str, Tuple[List[float], List[float]]]
+NOT_SCALARS = ('epoch', 'iter', 'step', 'time', 'data_time', 'memory')  # counters and timings, not curves
 
 
 def find_log(path: str) -> str:
@@ -46,7 +47,7 @@ def load_log(path: str) -> Series:
                 last_iter = int(record.get('iter', record.get('step', last_iter)))
             x = last_iter
             for key, value in record.items():
-                if key in ('epoch', 'iter', 'step', 'time', 'data_time', 'memory') or not isinstance(value, (int, float)):
+                if key in NOT_SCALARS or not isinstance(value, (int, float)):
                     continue
                 series[key][0].append(x)
                 series[key][1].append(float(value))
