@@ -1,4 +1,4 @@
-"""tools/plot_loss_curves.py and tools/plot_probabilities.py compute what they claim."""
+"""tools/analysis_tools/plot_loss_curves.py and plot_probabilities.py compute what they claim."""
 import json
 import subprocess
 import sys
@@ -8,7 +8,7 @@ import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / 'tools'))
+sys.path.insert(0, str(ROOT / 'tools' / 'analysis_tools'))
 
 import plot_loss_curves  # noqa: E402
 import plot_probabilities  # noqa: E402
@@ -54,7 +54,7 @@ def test_plot_probabilities_reads_runs_and_writes_png(tmp_path):
     curves = plot_probabilities.read_curves(runs[1])
     assert len(curves['dp']) == 20 and curves['gamma_neg'][-1] == pytest.approx(5.9)
     out = tmp_path / 'fig4.png'
-    result = subprocess.run([sys.executable, str(ROOT / 'tools' / 'plot_probabilities.py'), *runs,
+    result = subprocess.run([sys.executable, str(ROOT / 'tools' / 'analysis_tools' / 'plot_probabilities.py'), *runs,
                              '--labels', 'CE', 'adaptive', '--out', str(out)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert out.stat().st_size > 10_000

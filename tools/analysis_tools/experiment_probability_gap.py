@@ -8,11 +8,11 @@ with ``ProbabilityGapHook`` added, through ``tools/train.py`` in a subprocess:
   * adaptive: gamma+ = 0, m = 0.05, gamma- starting at ``--gamma-start`` and driven towards each
     Delta p target in ``--targets`` with step ``--lam`` (after ``--warmup`` iterations).
 It then reads the logged ``asl_dp`` / ``asl_gamma_neg`` and the final validation mAP, prints a Markdown
-table (and writes ``<work-dir>/results.md``) and draws Fig. 4 (``tools/plot_probabilities.py``).
+table (and writes ``<work-dir>/results.md``) and draws Fig. 4 (``tools/analysis_tools/plot_probabilities.py``).
 Finished runs are reused.
 
     python tools/make_fashion_canvases.py
-    python tools/experiment_probability_gap.py --epochs 2 --out docs/fig4_probability_gap.png
+    python tools/analysis_tools/experiment_probability_gap.py --epochs 2 --out docs/fig4_probability_gap.png
 """
 import argparse
 import json
@@ -22,8 +22,9 @@ import subprocess
 import sys
 import time
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, osp.join(ROOT, 'tools'))
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
 from experiment_multilabel import last_metrics  # noqa: E402
 from plot_probabilities import read_curves  # noqa: E402
@@ -102,7 +103,7 @@ def main():
     with open(osp.join(args.work_dir, 'results.md'), 'w') as f:
         f.write(setup + '\n\n' + table + '\n')
     names = [r['name'] for r in results]
-    subprocess.run([sys.executable, osp.join(ROOT, 'tools', 'plot_probabilities.py'),
+    subprocess.run([sys.executable, osp.join(ROOT, 'tools', 'analysis_tools', 'plot_probabilities.py'),
                     *[osp.join(args.work_dir, n) for n in names], '--labels', *names, '--out', args.out],
                    check=True, cwd=ROOT)
 

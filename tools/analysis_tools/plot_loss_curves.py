@@ -1,6 +1,6 @@
 """Paper Figs. 2-3 through the project's own loss, and the mislabel point p*.
 
-    python tools/plot_loss_curves.py --out-dir docs --gamma-neg 2 --clip 0.2
+    python tools/analysis_tools/plot_loss_curves.py --out-dir docs --gamma-neg 2 --clip 0.2
 
 Fig. 2: the loss of a negative label vs its probability p, for CE, focal loss (gamma = 2) and the
 probability-shifted focal loss (gamma- = 2, m = 0.2).

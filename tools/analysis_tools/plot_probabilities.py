@@ -1,7 +1,7 @@
 """Paper Fig. 4 from training logs: p_t+, p_t- and Delta p along training, several runs on one figure,
 and the gamma- trajectory of adaptive runs.
 
-    python tools/plot_probabilities.py work_dirs/ce work_dirs/focal work_dirs/asl \
+    python tools/analysis_tools/plot_probabilities.py work_dirs/ce work_dirs/focal work_dirs/asl \
         --labels CE focal ASL --out docs/fig4_probability_gap.png
 
 Each run is a work dir (or a ``scalars.json`` file) of a training with ``ProbabilityGapHook``: MMEngine's
