@@ -53,7 +53,7 @@ def sigmoid_parts(z: Tensor, clip, need_log_p: bool = True) -> SigmoidParts:
     For m > 0, p - m cancels near the margin and p_m^gamma- multiplies p_m's relative error by gamma-: t and
     p are computed in float64 and p_m is rounded once from them; log(1 - p_m) = log1p(-p_m), as
     1 - p_m >= m has no cancellation. ``need_log_p=False`` leaves log p out (None) where only negatives
-    are computed and m > 0: one logarithm fewer.
+    are computed: for m > 0 one logarithm fewer.
     """
     margin = _has_margin(clip)
     wide = z.to(torch.float64) if margin else z
@@ -66,7 +66,7 @@ def sigmoid_parts(z: Tensor, clip, need_log_p: bool = True) -> SigmoidParts:
         p_m = torch.clamp(p_wide - clip, min=0.0).to(z.dtype)
         return SigmoidParts(p, q, p_m, None, torch.log1p(-p_m))
     log1p_e = torch.log1p(torch.where(nonneg, t, 1.0 / t).to(z.dtype))   # softplus(-|z|)
-    log_p = torch.clamp(z, max=0.0) - log1p_e
+    log_p = torch.clamp(z, max=0.0) - log1p_e if need_log_p else None
     if margin:
         p_m = torch.clamp(p_wide - clip, min=0.0).to(z.dtype)
         return SigmoidParts(p, q, p_m, log_p, torch.log1p(-p_m))
