@@ -9,8 +9,8 @@ def compile_failed() -> bool:
     return function._compiler_failure is not None
 
 
-@pytest.fixture(params=['eager', 'compiled'])
-def kernel_path(request):
+@pytest.fixture(name='kernel_path', params=['eager', 'compiled'])
+def kernel_path_fixture(request):
     """The loss's ``impl``."""
     yield request.param
     assert not compile_failed(), 'torch.compile failed and the eager kernel took over'

@@ -11,8 +11,7 @@ from mmdet_asl.engine import AsymmetryController, adaptive_gamma_update, probabi
 from mmdet_asl.engine.asymmetry_controller import check_adaptive_cfg
 from mmdet_asl.models import AsymmetricLoss
 from mmdet_asl.ops.asl import probe_sums_reference
-
-from probe_paths import kernel_path  # noqa: F401  (fixture: the eager and the compiled kernel)
+from probe_paths import kernel_path_fixture  # noqa: F401  (the kernel_path fixture: eager and compiled)
 
 # p = sigmoid(z) of a 3 x 3 example
 P = torch.tensor([[0.9, 0.2, 0.4],

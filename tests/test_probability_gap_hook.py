@@ -16,7 +16,6 @@ from torch.utils.data import Dataset
 
 import mmdet_asl  # noqa: F401
 from mmdet_asl.models import AsymmetricLoss
-
 from probe_paths import compile_failed
 
 NUM_FEATURES, NUM_CLASSES = 8, 5

@@ -40,8 +40,12 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 
-from .asymmetry_controller import (AsymmetryController, adaptive_gamma_update, check_adaptive_cfg,
-                                   probability_gap_from_sums)
+from .asymmetry_controller import (
+    AsymmetryController,
+    adaptive_gamma_update,
+    check_adaptive_cfg,
+    probability_gap_from_sums,
+)
 
 __all__ = ['ProbabilityGapHook', 'adaptive_gamma_update']
 CHECKPOINT_KEY = 'probability_gap'

@@ -89,7 +89,7 @@ def main():
         loss = dict(type='mmdet.AsymmetricLoss', gamma_pos=0.0, gamma_neg=args.gamma_start, clip=0.05)
         results.append(run(f'adaptive_target{target:g}', 'asl', hook, args, loss_override=loss))
 
-    header = (f'| run | final Delta p | final gamma- | mAP |\n|---|---:|---:|---:|\n')
+    header = ('| run | final Delta p | final gamma- | mAP |\n|---|---:|---:|---:|\n')
     rows = []
     for r in results:
         gamma = f"{r['final_gamma']:.2f}" if r['final_gamma'] == r['final_gamma'] else '-'

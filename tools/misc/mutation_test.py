@@ -33,7 +33,8 @@ PROBE_TESTS = (f'{PROBE}::test_probe_index_labels_by_hand', f'{PROBE}::test_prob
                f'{PROBE}::test_probe_per_class_by_hand')
 CONTROLLER_TESTS = (PROBE, )
 HOOK_TESTS = ('tests/test_probability_gap_hook.py', )
-LOSS_TESTS = (f'{PROBE}::test_half_keeps_probe_sums_and_gamma_in_float64', f'{PROBE}::test_gamma_neg_is_not_model_state',
+LOSS_TESTS = (f'{PROBE}::test_half_keeps_probe_sums_and_gamma_in_float64',
+              f'{PROBE}::test_gamma_neg_is_not_model_state',
               f'{PROBE}::test_per_class_gamma_and_margin_through_the_kernel_equal_the_reference')
 
 
