@@ -177,7 +177,8 @@ def test_fine_tune_starts_from_the_config_unless_asked(tmp_path):
     runner.train()
     assert tuned.start == [5.0] and adapted != 5.0
     log = open(glob.glob(osp.join(runner.log_dir, '*.log'))[0]).read()
-    assert 'loss_cls starts with gamma-=5, m=0.05 from the config' in log and "checkpoint's gamma-=" in log
+    assert 'loss_cls starts with gamma-=5, m=0.05 from the config' in log
+    assert f"the checkpoint's adapted gamma-={adapted:.4g}, m=0.05 are not used" in log
     runner, kept = make_runner(tmp_path / 'keep', 1, model=ToyMultiLabel(gamma_neg=5.0), load_from=ckpt,
                                adaptive=dict(target=0.3, lam=0.5, gamma_max=6.0, init='checkpoint'))
     runner.train()

@@ -92,7 +92,6 @@ class ProbabilityGapHook(Hook):
         self.controllers: Dict[str, AsymmetryController] = {}
         self._configured: Dict[str, tuple] = {}
         self._loaded: Optional[dict] = None
-        self._checkpoint_loaded = False
         self._interval_sums: Dict[str, torch.Tensor] = {}
 
     # --------------------------------------------------------------------------------------- the model
@@ -128,7 +127,6 @@ class ProbabilityGapHook(Hook):
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         self._loaded = checkpoint.get(CHECKPOINT_KEY)
-        self._checkpoint_loaded = True
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         if self.controllers:  # merged: several hooks may adapt disjoint losses
@@ -160,13 +158,13 @@ class ProbabilityGapHook(Hook):
                 controller.load_state_dict(saved[name], name=f"checkpoint['{CHECKPOINT_KEY}']['{name}']")
                 source = 'the checkpoint (resumed)' if resumed else "the checkpoint (adaptive.init='checkpoint')"
             elif use_checkpoint:
-                controller = AsymmetryController(self.adaptive, loss.gamma_neg, loss.clip)
-                source = 'the loaded model (the checkpoint has no adaptive state)'
+                source = 'the config (the checkpoint has no adaptive state for this loss)'
             else:
                 source = 'the config'
-                if self._checkpoint_loaded:
-                    source += (f" (the checkpoint's gamma-={_short(loss.gamma_neg)}, m={_short(loss.clip)} are "
-                               "not used; adaptive.init='checkpoint' would keep them)")
+                unused = (self._loaded or {}).get(name)
+                if unused is not None:
+                    source += (f" (the checkpoint's adapted gamma-={_short(unused['gamma_neg'])}, "
+                               f"m={_short(unused['clip'])} are not used; adaptive.init='checkpoint' would keep them)")
             self.controllers[name] = controller
             self._apply(name, ('gamma_neg', ) + tuple(k for k in self.adaptive['adapt'] if k != 'gamma_neg'))
             runner.logger.info(f'ProbabilityGapHook: {name} starts with gamma-={_short(controller.gamma_neg)}, '
