@@ -7,7 +7,7 @@ files are copied into a temporary folder, each mutation is applied to the copy, 
 (``PYTHONPATH`` points at the copy), and the file is restored before the next one.
 
     python tools/misc/mutation_test.py                  # every mutation, its own tests
-    python tools/misc/mutation_test.py --only hook      # names containing 'hook'
+    python tools/misc/mutation_test.py --only hook      # names containing 'hook' (several texts: any)
     python tools/misc/mutation_test.py --list
 
 Not part of CI (it runs the selected tests once per mutation); run it before a release. Exit status 1 when a
@@ -124,25 +124,27 @@ def copy_tree(dst: str) -> None:
             os.symlink(osp.join(ROOT, name), osp.join(dst, name))
 
 
-def run_tests(copy: str, tests, timeout: int) -> Tuple[bool, float]:
+def run_tests(copy: str, tests, timeout: int) -> Tuple[bool, float, str]:
     env = dict(os.environ, PYTHONPATH=copy + os.pathsep + os.environ.get('PYTHONPATH', ''))
     start = time.time()
     try:
         proc = subprocess.run([sys.executable, '-m', 'pytest', '-x', '-q', '-p', 'no:cacheprovider', *tests],
                               cwd=copy, env=env, capture_output=True, text=True, timeout=timeout)
         passed = proc.returncode == 0
+        failed = [line.split()[1] for line in proc.stdout.splitlines() if line.startswith(('FAILED', 'ERROR'))]
+        caught_by = failed[0] if failed else ''
     except subprocess.TimeoutExpired:
-        passed = False  # a hang counts as detected
-    return passed, time.time() - start
+        passed, caught_by = False, 'timeout'  # a hang counts as detected
+    return passed, time.time() - start, caught_by
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--only', help='run the mutations whose name contains this text')
+    parser.add_argument('--only', nargs='+', help='run the mutations whose name contains one of these texts')
     parser.add_argument('--list', action='store_true', help='list the mutations and exit')
     parser.add_argument('--timeout', type=int, default=900, help='seconds per test run')
     args = parser.parse_args(argv)
-    mutations = [m for m in MUTATIONS if not args.only or args.only in m.name]
+    mutations = [m for m in MUTATIONS if not args.only or any(text in m.name for text in args.only)]
     if args.list or not mutations:
         for m in mutations:
             print(f'{m.name}  [{m.path}; {" ".join(m.tests)}]')
@@ -150,7 +152,7 @@ def main(argv=None) -> int:
     results = []
     with tempfile.TemporaryDirectory(prefix='mutation_') as copy:
         copy_tree(copy)
-        passed, seconds = run_tests(copy, sorted({t for m in mutations for t in m.tests}), args.timeout)
+        passed, seconds, _ = run_tests(copy, sorted({t for m in mutations for t in m.tests}), args.timeout)
         if not passed:
             print('the selected tests fail without any mutation: fix them first', file=sys.stderr)
             return 1
@@ -166,13 +168,14 @@ def main(argv=None) -> int:
             try:
                 with open(path, 'w') as f:
                     f.write(original.replace(m.old, m.new))
-                passed, seconds = run_tests(copy, m.tests, args.timeout)
+                passed, seconds, caught_by = run_tests(copy, m.tests, args.timeout)
             finally:
                 with open(path, 'w') as f:
                     f.write(original)
             verdict = 'survived' if passed else 'killed'
             results.append((m, verdict))
-            print(f'{verdict.upper():8s} {m.name} ({seconds:.0f} s)', flush=True)
+            print(f'{verdict.upper():8s} {m.name} ({seconds:.0f} s){" by " + caught_by if caught_by else ""}',
+                  flush=True)
     killed = sum(v == 'killed' for _, v in results)
     print(f'\nscore: {killed}/{len(results)} mutations killed')
     return 0 if killed == len(results) else 1
