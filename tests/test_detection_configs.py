@@ -85,7 +85,9 @@ def _model_without_loss_cls(cfg):
 
 @pytest.mark.parametrize('focal,asl', [('fcos_tresnetm_focal.py', 'fcos_tresnetm_asl.py'),
                                        ('demo/fcos_tresnet_focal_deepforest.py',
-                                        'demo/fcos_tresnet_asl_deepforest.py')])
+                                        'demo/fcos_tresnet_asl_deepforest.py'),
+                                       ('demo/fcos_effnet-lite0_focal_deepforest.py',
+                                        'demo/fcos_effnet-lite0_asl_deepforest.py')])
 def test_asl_twin_changes_only_loss_cls(focal, asl):
     a = Config.fromfile(osp.join(ROOT, 'configs', focal))
     b = Config.fromfile(osp.join(ROOT, 'configs', asl))

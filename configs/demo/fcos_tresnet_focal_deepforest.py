@@ -1,4 +1,4 @@
-# Demo baseline: FCOS + a small TResNet trained FROM SCRATCH on CPU on the DeepForest sample data (aerial RGB
+# From-scratch baseline: FCOS + a small TResNet trained FROM SCRATCH on CPU on the DeepForest sample data (aerial RGB
 # tiles, one class 'Tree'; tools/prepare_deepforest.py). FocalLoss (gamma=2, alpha=0.25): the twin of
 # fcos_tresnet_asl_deepforest.py, which changes only loss_cls.
 #

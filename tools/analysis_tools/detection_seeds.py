@@ -1,0 +1,184 @@
+#!/usr/bin/env python
+"""ASL vs FocalLoss, fine-tuned: box AP of the DeepForest demo over several seeds (mean +- sample std).
+
+Fine-tunes the demo configs (configs/demo/fcos_effnet-lite0_{focal,asl}_deepforest.py, identical but for
+loss_cls) once per seed and variant with tools/train.py, tests each checkpoint twice with tools/test.py, at
+the config's ``test_cfg.score_thr`` and at 0.001 (a difference that vanishes at 0.001 is one of calibration,
+scores under the threshold, not of ranking), and logs Delta p = p_t+ - p_t- of the head's classification loss
+(``ProbabilityGapHook``, probe only; paper Eq. 9-10). Variants:
+
+    focal      FocalLoss gamma 2, alpha 0.25, run as AsymmetricLoss(gamma+ = gamma- = 2, m = 0, alpha 0.25),
+               which gives FocalLoss's values and gradients (tests/test_detection_focal_equivalence.py) and
+               lets the probe read Delta p
+    asl_m0     ASL gamma+ 1, gamma- 2, m 0 (the paper's detection setting; the demo)
+    asl_m005   ASL gamma+ 1, gamma- 2, m 0.05
+
+    python tools/analysis_tools/detection_seeds.py --seeds 0 1 2 [--variants ...] [--epochs 30]
+    python tools/analysis_tools/detection_seeds.py --probe-margin   # seconds: what m does at initialisation
+
+Results go to ``--out`` (``results.json``, resumable, and ``results.md``). ``--epochs`` shortens the schedule
+(warm-up kept, x0.1 at 80 %); the table says which schedule it was.
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, ROOT)
+FOCAL_CFG = 'configs/demo/fcos_effnet-lite0_focal_deepforest.py'
+ASL_CFG = 'configs/demo/fcos_effnet-lite0_asl_deepforest.py'
+VARIANTS = {
+    'focal': (ASL_CFG, ['model.bbox_head.loss_cls.gamma_pos=2.0', 'model.bbox_head.loss_cls.alpha=0.25']),
+    'asl_m0': (ASL_CFG, ['model.bbox_head.loss_cls.clip=0.0']),
+    'asl_m005': (ASL_CFG, ['model.bbox_head.loss_cls.clip=0.05']),
+}
+THRESHOLDS = ('config', 0.001)
+KEYS = ('AP', 'AP50')
+
+
+def schedule_options(epochs):
+    if epochs is None:
+        return []
+    return [f'train_cfg.max_epochs={epochs}', f'train_cfg.val_interval={epochs}',
+            f'param_scheduler.1.end={epochs}', f'param_scheduler.1.milestones=[{max(1, round(0.8 * epochs))}]',
+            f'default_hooks.checkpoint.interval={epochs}']
+
+
+def mean_dp(work_dir, last=20):
+    """Mean Delta p over the last ``last`` logged iterations (scalars.json)."""
+    values = []
+    for root, _, files in os.walk(work_dir):
+        if 'scalars.json' in files:
+            with open(osp.join(root, 'scalars.json')) as f:
+                values += [json.loads(line)['asl_dp'] for line in f if '"asl_dp"' in line]
+    return statistics.mean(values[-last:]) if values else float('nan')
+
+
+def run_one(variant, seed, args, env):
+    config, opts = VARIANTS[variant]
+    work_dir = osp.join(args.out, f'{variant}_seed{seed}')
+    common = [f'randomness.seed={seed}', *opts, *schedule_options(args.epochs)]
+    os.makedirs(work_dir, exist_ok=True)
+    probed = osp.join(work_dir, 'probed_config.py')  # the config plus the probe (Delta p every iteration)
+    with open(probed, 'w') as f:
+        f.write(f"_base_ = '{osp.join(ROOT, config)}'\ncustom_hooks = [dict(type='ProbabilityGapHook')]\n")
+    log = open(osp.join(args.out, f'{variant}_seed{seed}.log'), 'w')
+    t0 = time.time()
+    subprocess.check_call([sys.executable, 'tools/train.py', probed, '--work-dir', work_dir, '--cfg-options',
+                           *common, 'default_hooks.logger.interval=1'], stdout=log, stderr=subprocess.STDOUT,
+                          env=env)
+    train_s = time.time() - t0
+    ckpt = sorted((f for f in os.listdir(work_dir) if f.startswith('epoch_')), key=lambda f: os.stat(
+        osp.join(work_dir, f)).st_mtime)[-1]
+    row = dict(variant=variant, seed=seed, epochs=args.epochs, train_s=round(train_s, 1), dp=mean_dp(work_dir))
+    for thr in THRESHOLDS:
+        out = osp.join(work_dir, f'coco_bbox_thr{thr}.json')
+        extra = [] if thr == 'config' else [f'model.test_cfg.score_thr={thr}']
+        subprocess.check_call([sys.executable, 'tools/test.py', config, osp.join(work_dir, ckpt), '--work-dir',
+                               work_dir, '--json', out, '--cfg-options', *common, *extra],
+                              stdout=log, stderr=subprocess.STDOUT, env=env)
+        box = json.load(open(out))
+        row.update({f'{k}@{thr}': float(box[k]) for k in KEYS})
+    return row
+
+
+def mean_sd(values):
+    sd = statistics.stdev(values) if len(values) > 1 else float('nan')
+    return f'{statistics.mean(values):.1f} ± {sd:.1f}'
+
+
+def table(results, variants):
+    cols = [f'{k}@{t}' for t in THRESHOLDS for k in KEYS]
+    names = [f'{k} (thr {t})' for t in THRESHOLDS for k in KEYS]
+    lines = ['| variant | seeds | ' + ' | '.join(names) + ' | Δp (last 20 it.) | per-seed AP |',
+             '|---|---|' + '---|' * (len(cols) + 2)]
+    for v in variants:
+        runs = sorted((r for r in results if r['variant'] == v), key=lambda r: r['seed'])
+        if runs:
+            cells = [mean_sd([r[c] for r in runs]) for c in cols]
+            dp = statistics.mean(r['dp'] for r in runs)
+            per_seed = ', '.join(f"{r['AP@config']:.1f}" for r in runs)
+            lines.append(f"| {v} | {len(runs)} | {' | '.join(cells)} | {dp:.3f} | {per_seed} |")
+    return '\n'.join(lines)
+
+
+def probe_margin(clips=(0.0, 0.05), batch=4):
+    """At initialisation, on the first demo batch: share of negative (location, class) scores below each margin
+    m (zero ASL loss and gradient there) and the norm of d loss_cls / d logits for ASL with that m."""
+    import torch
+    from mmengine.config import Config
+    from mmengine.runner import Runner
+    import mmdet_asl  # noqa: F401
+    from mmdet.registry import MODELS
+    from mmdet.utils import register_all_modules
+    register_all_modules()
+    cfg = Config.fromfile(VARIANTS['asl_m0'][0])
+    cfg.model.backbone.init_cfg.checkpoint = osp.join(ROOT, cfg.model.backbone.init_cfg.checkpoint)
+    loader_cfg = cfg.train_dataloader
+    loader_cfg.update(batch_size=batch, sampler=dict(type='DefaultSampler', shuffle=False))
+    data = next(iter(Runner.build_dataloader(loader_cfg, seed=0)))
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    data = model.data_preprocessor(data, True)
+    head = model.bbox_head
+    cls_scores, bbox_preds, centerness = head(model.extract_feat(data['inputs']))
+    captured = {}
+    orig = head.loss_cls.forward
+
+    def capture(pred, target, *a, **k):
+        captured.update(pred=pred.detach(), target=target, kwargs=k)
+        return orig(pred, target, *a, **k)
+    head.loss_cls.forward = capture
+    gts = [s.gt_instances for s in data['data_samples']]
+    metas = [s.metainfo for s in data['data_samples']]
+    head.loss_by_feat(cls_scores, bbox_preds, centerness, gts, metas)
+    pred, target = captured['pred'], captured['target']
+    neg = target == head.num_classes
+    p = pred.sigmoid()[neg]
+    print(f'{pred.shape[0]} locations, {int((~neg).sum())} positive; initial negative score: '
+          f'mean {p.mean():.4f}, max {p.max():.4f}')
+    for clip in clips:
+        fn = MODELS.build(dict(cfg.model.bbox_head.loss_cls, clip=clip))
+        x = pred.clone().requires_grad_()
+        fn(x, target, **captured['kwargs']).backward()
+        g = x.grad
+        print(f'm={clip}: {100 * float((p < clip).float().mean()):.1f}% of negatives below m; '
+              f'|grad| negatives {g[neg].norm():.4g}, positives {g[~neg].norm():.4g}')
+
+
+def main():
+    if '--probe-margin' in sys.argv:
+        os.chdir(ROOT)
+        return probe_margin()
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    parser.add_argument('--variants', nargs='+', default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument('--epochs', type=int, help='shorter schedule than the config (default: the config)')
+    parser.add_argument('--out', default='work_dirs/seeds')
+    args = parser.parse_args()
+    os.chdir(ROOT)
+    os.makedirs(args.out, exist_ok=True)
+    res_file = osp.join(args.out, 'results.json')
+    results = json.load(open(res_file)) if osp.exists(res_file) else []
+    env = dict(os.environ)
+    env.setdefault('MMDET_ASL_COMPILE', '0')
+    for seed in args.seeds:  # interleaved, so a partial run is balanced
+        for v in args.variants:
+            if any(r['variant'] == v and r['seed'] == seed and r['epochs'] == args.epochs for r in results):
+                continue
+            results.append(run_one(v, seed, args, env))
+            json.dump(results, open(res_file, 'w'), indent=1)
+            print(json.dumps(results[-1]), flush=True)
+    md = table([r for r in results if r['epochs'] == args.epochs], args.variants)
+    open(osp.join(args.out, 'results.md'), 'w').write(md + '\n')
+    print(md)
+
+
+if __name__ == '__main__':
+    main()
