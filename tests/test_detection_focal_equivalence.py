@@ -9,10 +9,11 @@ import torch
 from mmengine.config import Config
 from mmengine.structures import InstanceData
 
-import mmdet_asl  # noqa: F401
 from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
 from mmdet.utils import register_all_modules
+
+import mmdet_asl  # noqa: F401
 
 FOCAL = dict(type='FocalLoss', use_sigmoid=True, gamma=2.0, alpha=0.25, loss_weight=1.0)
 ASL_AS_FOCAL = dict(type='AsymmetricLoss', use_sigmoid=True, gamma_pos=2.0, gamma_neg=2.0, clip=0.0, alpha=0.25,
