@@ -17,6 +17,7 @@ import math
 from typing import NamedTuple, Optional
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from .params import ASLParams
@@ -55,6 +56,8 @@ def sigmoid_parts(z: Tensor, clip, need_log_p: bool = True) -> SigmoidParts:
     1 - p_m >= m has no cancellation. ``need_log_p=False`` leaves log p out (None) where only negatives
     are computed: for m > 0 one logarithm fewer.
     """
+    if not torch.compiler.is_compiling():
+        return _sigmoid_parts_eager(z, clip, need_log_p)
     margin = _has_margin(clip)
     wide = z.to(torch.float64) if margin else z
     t = torch.exp(-torch.clamp(wide, min=-700.0) if margin else -wide)
@@ -71,6 +74,22 @@ def sigmoid_parts(z: Tensor, clip, need_log_p: bool = True) -> SigmoidParts:
         p_m = torch.clamp(p_wide - clip, min=0.0).to(z.dtype)
         return SigmoidParts(p, q, p_m, log_p, torch.log1p(-p_m))
     return SigmoidParts(p, q, p, log_p, -torch.clamp(z, min=0.0) - log1p_e)
+
+
+def _sigmoid_parts_eager(z: Tensor, clip, need_log_p: bool) -> SigmoidParts:
+    """The same parts from single-operator sigmoids and log-sigmoids (p in float64 for m > 0, as above).
+    Run eagerly, every operation is a pass over memory: these take four passes where sharing one
+    exponential takes fourteen; a fused loop pays per transcendental instead, and shares the exponential."""
+    margin = _has_margin(clip)
+    # In place on fresh float64 copies: each (N, C) float64 allocation is one more pass.
+    p_wide = z.to(torch.float64, copy=True).sigmoid_() if margin else torch.sigmoid(z)
+    minus_z = -z
+    p, q = p_wide.to(z.dtype), torch.sigmoid(minus_z)
+    log_p = F.logsigmoid(z) if need_log_p else None
+    if margin:
+        p_m = (p_wide - clip).clamp_(min=0.0).to(z.dtype)
+        return SigmoidParts(p, q, p_m, log_p, torch.log1p(-p_m))
+    return SigmoidParts(p, q, p, log_p, F.logsigmoid(minus_z))
 
 
 def power(x: Tensor, exponent) -> Tensor:
@@ -102,7 +121,7 @@ def positive_term(parts: SigmoidParts, gamma_pos: float, params: ASLParams, need
     loss = -weight * log_p
     if not need_grad:
         return loss, None
-    slope = parts.q * (parts.log_p > log_eps)
+    slope = torch.where(parts.log_p > log_eps, parts.q, 0.0)
     if params.focusing_grad == 'full':
         slope = slope - gamma_pos * parts.p * log_p
     return loss, -weight * slope
@@ -120,20 +139,24 @@ def negative_term(parts: SigmoidParts, gamma_neg, params: ASLParams, need_grad: 
     """
     clip = params.clip if clip is None else clip
     margin, log_eps = _has_margin(clip), math.log(params.eps)
+    # 1 - p_m >= m: with a float m > eps the floor at log(eps) is never reached (no clamp, no mask).
+    floored = not (isinstance(clip, float) and clip > params.eps)
     p, q, p_m = parts.p, parts.q, parts.p_m
-    log_1m_pm = torch.clamp(parts.log_1m_pm, min=log_eps)
+    log_1m_pm = torch.clamp(parts.log_1m_pm, min=log_eps) if floored else parts.log_1m_pm
     weight = power(p_m, gamma_neg)
     loss = -weight * log_1m_pm
     if not need_grad:
         return loss, None
-    slope = p * q / (q + clip) if margin else p
-    slope = slope * (parts.log_1m_pm > log_eps)
+    pq = p * q if margin else None
+    slope = pq / (q + clip) if margin else p
+    if floored:
+        slope = torch.where(parts.log_1m_pm > log_eps, slope, 0.0)
     if params.focusing_grad == 'full':
         # log(1 - p_m)/p_m -> -1 as p_m -> 0; below the margin the clamp only avoids 0/0 (masked below).
-        pq_over_pm = p * q / torch.clamp(p_m, min=1e-30) if margin else q
+        pq_over_pm = pq / torch.clamp(p_m, min=1e-30) if margin else q
         slope = slope - gamma_neg * log_1m_pm * pq_over_pm
     grad = weight * slope
-    return loss, grad * (p_m > 0) if margin else grad
+    return loss, torch.where(p_m > 0, grad, 0.0) if margin else grad
 
 
 def _sum64(x: Tensor) -> Tensor:
@@ -178,15 +201,20 @@ def loss_and_grad(z: Tensor, target: Tensor, weight: Optional[Tensor], gamma_neg
     loss_pos, grad_pos = positive_term(parts, params.gamma_pos, params, outputs.need_grad)
     # lerp(neg, pos, y) = y pos + (1 - y) neg, exact at y = 0 and 1: soft targets interpolate (Eq. 7 is
     # linear in y).
-    loss = torch.lerp(a_neg * loss, a_pos * loss_pos, y)
+    loss = torch.lerp(_times(loss, a_neg), _times(loss_pos, a_pos), y)
     if outputs.need_grad:
-        grad = torch.lerp(a_neg * grad, a_pos * grad_pos, y)
+        grad = torch.lerp(_times(grad, a_neg), _times(grad_pos, a_pos), y)
     sums = None
     if outputs.probe:
         counted = 1.0 if weight is None else (weight > 0).to(z.dtype)
         positive, negative = counted * y, counted * (1 - y)   # (N, C): weight-0 slots count on neither side
         sums = _probe_sums([positive * parts.p, positive, negative * parts.q, negative], outputs.probe_per_class)
     return _weighted(loss, weight, scale, outputs.reduce), _weighted(grad, weight, scale, False), sums
+
+
+def _times(x: Tensor, factor: float) -> Tensor:
+    """x * factor; x itself for a factor of 1 (the alpha factors without alpha), no pass over memory."""
+    return x if factor == 1.0 else x * factor
 
 
 def _weighted(x: Optional[Tensor], weight, scale, reduce: bool):
@@ -210,7 +238,7 @@ def _with_index_positives(z, labels, weight, gamma_neg, scale, params, outputs, 
     loss_pos, grad_pos = positive_term(parts_at, params.gamma_pos, params, outputs.need_grad)
     loss_neg_at, grad_neg_at = negative_term(parts_at, _gamma_at(gamma_neg, cls), params, outputs.need_grad, clip_at)
     w_at = None if weight is None else (weight if weight.shape[1] == 1 else weight.gather(1, cls))
-    loss = a_neg * loss
+    loss = _times(loss, a_neg)
     if outputs.reduce:
         correction = torch.where(foreground, a_pos * loss_pos - a_neg * loss_neg_at, 0.0)
         total = _sum64(loss if weight is None else loss * weight) + _sum64(_weighted(correction, w_at, None, False))
@@ -220,7 +248,8 @@ def _with_index_positives(z, labels, weight, gamma_neg, scale, params, outputs, 
         loss = _weighted(loss, weight, scale, False).scatter(1, cls, _weighted(loss_at, w_at, scale, False))
     if outputs.need_grad:
         grad_at = torch.where(foreground, a_pos * grad_pos, a_neg * grad_neg_at).to(z.dtype)
-        grad = _weighted(a_neg * grad, weight, scale, False).scatter(1, cls, _weighted(grad_at, w_at, scale, False))
+        grad = _weighted(_times(grad, a_neg), weight, scale, False).scatter(1, cls,
+                                                                           _weighted(grad_at, w_at, scale, False))
     sums = None
     if outputs.probe:
         counted = torch.ones_like(z) if weight is None else (weight > 0).to(z.dtype).expand_as(z)
