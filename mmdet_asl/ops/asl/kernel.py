@@ -156,11 +156,17 @@ def negative_term(parts: SigmoidParts, gamma_neg, params: ASLParams, need_grad: 
         pq_over_pm = pq / torch.clamp(p_m, min=1e-30) if margin else q
         slope = slope - gamma_neg * log_1m_pm * pq_over_pm
     grad = weight * slope
-    return loss, torch.where(p_m > 0, grad, 0.0) if margin else grad
+    # Below the margin p_m^g- = 0 and the slope is finite: for a float g- > 0 the product is 0 already.
+    masked = margin and not (isinstance(gamma_neg, float) and gamma_neg > 0)
+    return loss, torch.where(p_m > 0, grad, 0.0) if masked else grad
 
 
 def _sum64(x: Tensor) -> Tensor:
-    # A float32 accumulator drifts over millions of terms; the sum is taken in float64.
+    """The sum of x as float64. Compiled, a float32 accumulator drifts over millions of terms: the
+    accumulator is float64. Eager on the CPU, aten's cascade summation is accurate in float32, and a
+    float64 sum would first convert x (a pass writing twice its bytes)."""
+    if x.device.type == 'cpu' and not torch.compiler.is_compiling():
+        return x.sum().to(torch.float64)
     return x.sum(dtype=torch.float64)
 
 
@@ -228,7 +234,8 @@ def _weighted(x: Optional[Tensor], weight, scale, reduce: bool):
 def _with_index_positives(z, labels, weight, gamma_neg, scale, params, outputs, parts, loss, grad, clip):
     """The positive slot of each foreground row (label < C), computed on the N gathered logits only, in
     float64 (N values: the positive term is then as accurate as can be), replaces the negative term of
-    that slot: scattered into the element-wise results, or added as a correction to the sum."""
+    that slot: scattered into the element-wise results (in place: tensors this kernel made), or added as a
+    correction to the sum."""
     a_pos, a_neg = (1.0, 1.0) if params.alpha is None else (params.alpha, 1.0 - params.alpha)
     num_classes = z.shape[1]
     foreground = (labels < num_classes).unsqueeze(1)     # background (= C) rows stay all negative
@@ -245,10 +252,10 @@ def _with_index_positives(z, labels, weight, gamma_neg, scale, params, outputs, 
         loss = total.to(z.dtype) if scale is None else total.to(z.dtype) * scale
     else:
         loss_at = torch.where(foreground, a_pos * loss_pos, a_neg * loss_neg_at).to(z.dtype)
-        loss = _weighted(loss, weight, scale, False).scatter(1, cls, _weighted(loss_at, w_at, scale, False))
+        loss = _weighted(loss, weight, scale, False).scatter_(1, cls, _weighted(loss_at, w_at, scale, False))
     if outputs.need_grad:
         grad_at = torch.where(foreground, a_pos * grad_pos, a_neg * grad_neg_at).to(z.dtype)
-        grad = _weighted(_times(grad, a_neg), weight, scale, False).scatter(1, cls,
+        grad = _weighted(_times(grad, a_neg), weight, scale, False).scatter_(1, cls,
                                                                            _weighted(grad_at, w_at, scale, False))
     sums = None
     if outputs.probe:
