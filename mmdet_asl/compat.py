@@ -41,7 +41,9 @@ class CheckpointLoadError(RuntimeError):
 
 def _function_attributes() -> dict:
     """Class -> names of functions MMEngine's checkpoints reference through ``getattr(class, name)``."""
-    return {HistoryBuffer: set(HistoryBuffer._statistics_methods),  # min, max, current, mean
+    # MMEngine fills ``_statistics_methods`` only when the first HistoryBuffer is created, so a fresh
+    # process (tools/test.py, init_detector) sees it empty: name the four defaults explicitly.
+    return {HistoryBuffer: {'min', 'max', 'current', 'mean'} | set(HistoryBuffer._statistics_methods),
             OneCycleParamScheduler: {'_annealing_cos', '_annealing_linear'}}  # its state's ``anneal_func``
 
 

@@ -2,6 +2,8 @@
 checkpoints (message hub, numpy history buffers) still resume; checkpoint files are written atomically."""
 import os
 import pickle
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -74,6 +76,19 @@ def test_mmengine_checkpoint_resumes_with_weights_only(tmp_path):
     resumed = runner(tmp_path, 6, resume=True)
     resumed.train()
     assert resumed.iter == 6 and resumed.message_hub.get_scalar('train/loss').data[0].size == 6
+
+
+def test_checkpoint_loads_in_a_fresh_process(tmp_path):
+    """tools/test.py and init_detector load a checkpoint before any HistoryBuffer exists (MMEngine fills its
+    table of statistics methods only then): the message hub must still load."""
+    runner(tmp_path, 4).train()
+    code = ('import mmdet_asl\n'
+            'from mmdet_asl.compat import load_checkpoint_safely\n'
+            f'ckpt = load_checkpoint_safely({str(tmp_path / "iter_4.pth")!r})\n'
+            "print(ckpt['message_hub']['log_scalars']['train/loss'].statistics('mean') > 0)\n")
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().endswith('True')
 
 
 @pytest.mark.parametrize('how', ['system', 'exec', 'getattr'])
