@@ -7,11 +7,14 @@ so autograd keeps one (N, C) tensor instead of the dozen intermediates of the pl
 call (an adaptive gamma-, a tensor avg_factor) arrive as tensors; ``params`` and ``outputs`` are constants
 of a compiled kernel.
 
-Transcendental functions per element (what bounds the kernel's speed): one exponential t = exp(-z) and
+Transcendental functions per element (what bounds the compiled kernel's speed): one exponential t = exp(-z) and
 one logarithm, log1p(exp(-|z|)) for m = 0 or log1p(-p_m) for m > 0, where the exponential is taken in
 float64 (see :func:`sigmoid_parts`); dense targets with m > 0 add log1p(exp(-|z|)) for log p. That is the
 least Eq. 7 allows: p needs an exponential, the loss a logarithm. Whole-number gammas are products
-(:func:`power`); other exponents, and tensor gammas, cost an exp and a log more.
+(:func:`power`); other exponents, and tensor gammas, cost an exp and a log more. Run eagerly, each
+operation is a pass over (N, C) memory and the number of passes bounds the speed instead: the eager
+kernel takes its sigmoid parts from single-operator sigmoids (more transcendentals, fewer passes) and
+skips the multiplications, masks and conversions that change nothing.
 """
 import math
 from typing import NamedTuple, Optional
