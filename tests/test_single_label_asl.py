@@ -15,7 +15,6 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from PIL import Image
 
-from mmpretrain.evaluation import SingleLabelMetric
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
@@ -74,14 +73,6 @@ def test_sigmoid_asl_on_one_hot_targets_in_a_linear_head():
                 pm = max(p - 0.05, 0.0)
                 total -= pm ** 4 * math.log(1 - pm)
     assert loss.item() == pytest.approx(total / 2, rel=1e-5)
-
-
-def test_macro_f1_is_the_mean_of_per_class_f1():
-    # per class (pred vs true): c0 TP1 FP1 FN0 -> F1 2/3; c1 TP1 FP0 FN1 -> 2/3; c2 TP1 -> 1
-    pred = torch.tensor([0, 0, 1, 2])
-    true = torch.tensor([0, 1, 1, 2])
-    _, _, f1, _ = SingleLabelMetric.calculate(pred, true, num_classes=3, average='macro')
-    assert f1.item() == pytest.approx((2 / 3 + 2 / 3 + 1) / 3 * 100, abs=1e-4)
 
 
 @pytest.mark.parametrize('path', CONFIGS, ids=osp.basename)
