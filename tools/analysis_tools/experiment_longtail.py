@@ -152,6 +152,7 @@ def report(results, freq, args):
 
 def plot(results, freq, args):
     import matplotlib
+    import matplotlib.ticker
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(5.5, 4))
@@ -161,6 +162,7 @@ def plot(results, freq, args):
             ax.errorbar(freq, gammas.mean(0), yerr=gammas.std(0), fmt=marker, capsize=3, label=name)
     ax.axhline(4.0, color='gray', lw=0.8, ls='--', label='start (fixed ASL)')
     ax.set_xscale('log')
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # minor labels of a log axis overlap
     ax.set(xlabel='class frequency (share of train canvases)', ylabel='final gamma-',
            title='Per-class adaptive gamma- vs class frequency')
     ax.legend()
