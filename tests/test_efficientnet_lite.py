@@ -8,8 +8,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import mmdet_asl  # noqa: F401
 from mmdet.registry import MODELS
+
+import mmdet_asl  # noqa: F401
 from mmdet_asl.models.backbones import EfficientNetLite
 from mmdet_asl.models.backbones.efficientnet_lite_convert import block_name_map, convert_efficientnet_pytorch
 

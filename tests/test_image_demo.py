@@ -43,9 +43,10 @@ def deepforest_image(tmp_path_factory):
 
 @pytest.fixture(scope='module')
 def checkpoint(tmp_path_factory):
-    import mmdet_asl  # noqa: F401
     from mmdet.registry import MODELS
     from mmdet.utils import register_all_modules
+
+    import mmdet_asl  # noqa: F401
     register_all_modules()
     cfg = Config.fromfile(CONFIG)
     cfg.model.backbone.init_cfg = None

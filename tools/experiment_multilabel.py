@@ -76,7 +76,7 @@ def run_one(loss, seed, args):
 
 
 def table(results, seeds):
-    lines = [f'| loss | ' + ' | '.join(TABLE_KEYS) + ' |', '|---|' + '---|' * len(TABLE_KEYS)]
+    lines = ['| loss | ' + ' | '.join(TABLE_KEYS) + ' |', '|---|' + '---|' * len(TABLE_KEYS)]
     for loss, runs in results.items():
         cells = []
         for k in TABLE_KEYS:

@@ -1,4 +1,4 @@
-from .losses import AsymmetricLoss
 from .backbones import *  # noqa
+from .losses import AsymmetricLoss
 
 __all__ = ['AsymmetricLoss']

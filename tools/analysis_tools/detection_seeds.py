@@ -113,9 +113,11 @@ def probe_margin(clips=(0.0, 0.05), batch=4):
     import torch
     from mmengine.config import Config
     from mmengine.runner import Runner
-    import mmdet_asl  # noqa: F401
+
     from mmdet.registry import MODELS
     from mmdet.utils import register_all_modules
+
+    import mmdet_asl  # noqa: F401
     register_all_modules()
     cfg = Config.fromfile(VARIANTS['asl_m0'][0])
     cfg.model.backbone.init_cfg.checkpoint = osp.join(ROOT, cfg.model.backbone.init_cfg.checkpoint)

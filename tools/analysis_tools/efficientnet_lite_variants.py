@@ -94,7 +94,7 @@ def main():
     state_dict = torch.load(args.weights, map_location='cpu', weights_only=True)['state_dict']
     photos = read_photos(args.cache)
     print(f'p(right class) at {args.size} px; top-1 class in brackets')
-    print(f'| build | norm | ' + ' | '.join(f'{n} ({c})' for n, c in PHOTOS.items()) + ' | mean log p | BN drift |')
+    print('| build | norm | ' + ' | '.join(f'{n} ({c})' for n, c in PHOTOS.items()) + ' | mean log p | BN drift |')
     print('|---|---|' + '---|' * (len(PHOTOS) + 2))
     for build, (pad, eps) in BUILDS.items():
         model = timm.create_model('efficientnet_lite0', pad_type=pad, bn_eps=eps).eval()

@@ -72,6 +72,7 @@ def sha256(path: str) -> str:
 def convert(src: str, out: str, arch: str) -> dict:
     """Convert ``src`` (EfficientNet-PyTorch layout) for timm's ``arch`` and save it to ``out``."""
     import timm
+
     from mmdet_asl.models.backbones.efficientnet_lite_convert import convert_efficientnet_pytorch, load_source
     model = timm.create_model(arch, pretrained=False)
     state_dict = convert_efficientnet_pytorch(load_source(src), model)
