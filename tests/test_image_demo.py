@@ -47,7 +47,7 @@ def checkpoint(tmp_path_factory):
     from mmdet.utils import register_all_modules
 
     import mmdet_asl  # noqa: F401
-    register_all_modules()
+    register_all_modules(init_default_scope=False)  # a module fixture's scope would outlive every test after it
     cfg = Config.fromfile(CONFIG)
     cfg.model.backbone.init_cfg = None
     torch.manual_seed(0)

@@ -195,7 +195,8 @@ def test_adaptive_margin_alone_follows_eq11_sign(tmp_path):
     for gap in gaps:  # m + clip_lam (target - Delta p), within [0, 0.3]
         clip = min(max(clip + 0.05 * (0.3 - gap), 0.0), 0.3)
         expected.append(clip)
-    assert history(runner, 'train/asl_clip') == pytest.approx(expected, abs=1e-9)
+    # The eager CPU kernel sums the probe in float32: Delta p carries ~1e-8, each step of m 0.05 of that.
+    assert history(runner, 'train/asl_clip') == pytest.approx(expected, abs=1e-7)
     assert runner.model.loss_cls.clip == pytest.approx(expected[-1]) and len(set(expected)) == 4
     assert [g[0] for g in record.gammas] == [2.0] * 4  # gamma- not adapted
     assert 'train/asl_gamma_neg' not in runner.message_hub.log_scalars
