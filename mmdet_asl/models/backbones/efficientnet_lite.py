@@ -19,13 +19,12 @@ from typing import Optional, Sequence, Tuple
 
 import torch
 from mmengine.logging import print_log
-from mmengine.model import BaseModule
 from torch import Tensor
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmdet.registry import MODELS
 
 from .efficientnet_lite_convert import is_efficientnet_pytorch_layout
+from .frozen_stages import FrozenStagesBackbone
 
 ARCHS = ('tf_efficientnet_lite0', 'tf_efficientnet_lite1', 'tf_efficientnet_lite2', 'tf_efficientnet_lite3',
          'tf_efficientnet_lite4', 'efficientnet_lite0')
@@ -71,7 +70,7 @@ def read_converted_checkpoint(filename: str, prefix: Optional[str] = None) -> di
 
 
 @MODELS.register_module()
-class EfficientNetLite(BaseModule):
+class EfficientNetLite(FrozenStagesBackbone):
     """EfficientNet-Lite backbone (timm) with multi-scale outputs for MMDetection.
 
     Args:
@@ -125,29 +124,6 @@ class EfficientNetLite(BaseModule):
             yield self.bn1
         for i in range(min(self.frozen_stages, len(self.blocks))):
             yield self.blocks[i]
-
-    def _freeze_stages(self) -> None:
-        for module in self._frozen_modules():
-            module.eval()
-            for param in module.parameters():
-                param.requires_grad = False
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        self._freeze_stages()
-        if mode and self.norm_eval:
-            for m in self.modules():
-                if isinstance(m, _BatchNorm):
-                    m.eval()
-        return self
-
-    def init_weights(self) -> None:
-        cfg = self.init_cfg
-        if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
-            self.load_pretrained(cfg['checkpoint'], prefix=cfg.get('prefix'))
-            self._is_init = True
-            return
-        super().init_weights()
 
     def load_pretrained(self, filename: str, prefix: Optional[str] = None) -> Tuple[list, list]:
         """Load a converted checkpoint; returns (missing, unexpected) keys, raises above ``max_mismatch``."""

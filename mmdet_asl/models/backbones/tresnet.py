@@ -33,12 +33,12 @@ from typing import Dict, Optional, Sequence, Tuple
 
 import torch
 from mmengine.logging import print_log
-from mmengine.model import BaseModule
 from mmengine.runner.checkpoint import CheckpointLoader
 from torch import Tensor
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmdet.registry import MODELS
+
+from .frozen_stages import FrozenStagesBackbone
 
 ARCHS = ('tresnet_m', 'tresnet_l', 'tresnet_xl', 'tresnet_v2_l')
 STAGES = ('layer1', 'layer2', 'layer3', 'layer4')
@@ -75,7 +75,7 @@ def convert_tresnet_state_dict(checkpoint, model: torch.nn.Module = None) -> Dic
 
 
 @MODELS.register_module()
-class TResNet(BaseModule):
+class TResNet(FrozenStagesBackbone):
     """TResNet backbone (timm) with multi-scale outputs for MMDetection.
 
     Args:
@@ -123,37 +123,12 @@ class TResNet(BaseModule):
         del model
         self._freeze_stages()
 
-    # -------------------------------------------------------------------------------------------------
     def _frozen_modules(self):
         if self.frozen_stages >= 0:
             yield self.body.s2d
             yield self.body.conv1
         for i in range(1, self.frozen_stages + 1):
             yield getattr(self.body, STAGES[i - 1])
-
-    def _freeze_stages(self) -> None:
-        for module in self._frozen_modules():
-            module.eval()
-            for param in module.parameters():
-                param.requires_grad = False
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        self._freeze_stages()
-        if mode and self.norm_eval:
-            for m in self.modules():
-                if isinstance(m, _BatchNorm):
-                    m.eval()
-        return self
-
-    # -------------------------------------------------------------------------------------------------
-    def init_weights(self) -> None:
-        cfg = self.init_cfg
-        if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
-            self.load_pretrained(cfg['checkpoint'], prefix=cfg.get('prefix'))
-            self._is_init = True
-            return
-        super().init_weights()
 
     def load_pretrained(self, filename: str, prefix: Optional[str] = None) -> Tuple[list, list]:
         """Load a local timm/official TResNet checkpoint into the body; returns (missing, unexpected) keys."""
@@ -176,7 +151,6 @@ class TResNet(BaseModule):
         self._freeze_stages()  # load_state_dict keeps requires_grad, but be explicit
         return missing, unexpected
 
-    # -------------------------------------------------------------------------------------------------
     def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
         x = self.body.s2d(x)
         x = self.body.conv1(x)
