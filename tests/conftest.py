@@ -1,13 +1,20 @@
 import pytest
+from mmengine.registry import DefaultScope
+
+# MMEngine's default scope is process-global. A Runner or ``register_all_modules()`` makes its scope current,
+# and a later ``mmdet.registry.MODELS.build`` would then look in that scope's registry (e.g. MMPretrain's).
+# Module fixtures build Runners too, before any per-test snapshot, so every test starts from the scopes that
+# existed when the suite started (none), and ends there.
+SCOPES_AT_START = dict(DefaultScope._instance_dict)
+
+
+def _reset_scopes():
+    DefaultScope._instance_dict.clear()
+    DefaultScope._instance_dict.update(SCOPES_AT_START)
 
 
 @pytest.fixture(autouse=True)
 def isolate_default_scope():
-    """MMEngine's default scope is process-global: a test that builds an MMPretrain runner leaves
-    'mmpretrain' current, and a later ``mmdet.registry.MODELS.build`` would then look in MMPretrain's
-    registry. Restore the scopes that existed before each test."""
-    from mmengine.registry import DefaultScope
-    before = dict(DefaultScope._instance_dict)
+    _reset_scopes()
     yield
-    DefaultScope._instance_dict.clear()
-    DefaultScope._instance_dict.update(before)
+    _reset_scopes()
