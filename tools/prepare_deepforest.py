@@ -29,17 +29,16 @@ Usage::
     python tools/prepare_deepforest.py --out data/df_small --max-tiles 4 2   # a few tiles (tests)
 """
 import argparse
-import glob
 import json
 import os
 import os.path as osp
-import subprocess
-import sys
 import xml.etree.ElementTree as ET
 import zipfile
 
 import cv2
 import numpy as np
+
+from mmdet_asl.utils import wheels
 
 DEFAULT_VERSION = '2.1.0'
 SPLITS = {
@@ -50,19 +49,8 @@ CLASSES = ('Tree', )
 
 
 def fetch_wheel(cache_dir: str, version: str) -> str:
-    pattern = osp.join(cache_dir, f'deepforest-{version}-*.whl')
-    found = sorted(glob.glob(pattern))
-    if found:
-        return found[0]
-    os.makedirs(cache_dir, exist_ok=True)
-    cmd = [sys.executable, '-m', 'pip', 'download', f'deepforest=={version}', '--no-deps', '--quiet',
-           '-d', cache_dir]
-    print('fetching the DeepForest sample data:', ' '.join(cmd), flush=True)
-    subprocess.check_call(cmd)
-    found = sorted(glob.glob(pattern))
-    if not found:
-        raise FileNotFoundError(f'pip download did not produce {pattern}')
-    return found[0]
+    """The deepforest wheel (its sample images and boxes) in ``cache_dir``."""
+    return wheels.fetch_wheel('deepforest', version, cache_dir)
 
 
 def extract_data(wheel: str, dest: str) -> str:

