@@ -46,11 +46,15 @@ def parse_args(argv=None):
 
 
 def coco_box_metrics(metrics: dict) -> dict:
-    """Pick AP, AP50, AP75, APs, APm, APl (in %) out of CocoMetric's ``coco/bbox_*`` keys."""
+    """Pick AP, AP50, AP75, APs, APm, APl (in %) out of CocoMetric's ``coco/bbox_*`` keys.
+
+    A metric that is missing, or that CocoMetric reports as -1 (an area range without ground truth), is None
+    (``null`` in the JSON), so that no reader averages it as a number.
+    """
     out = {}
     for name, key in COCO_KEYS:
         value = metrics.get(f'coco/{key}', metrics.get(key))
-        out[name] = float('nan') if value is None else 100.0 * float(value)
+        out[name] = None if value is None or float(value) < 0 else 100.0 * float(value)
     return out
 
 
@@ -84,8 +88,7 @@ def is_detection(metrics: dict) -> bool:
 
 def format_table(box: dict) -> str:
     head = ' | '.join(f'{k:>5}' for k in box)
-    # CocoMetric reports -1 (here -100) for an area range without ground truth
-    row = ' | '.join('  nan' if math.isnan(v) else '  n/a' if v < 0 else f'{v:5.1f}' for v in box.values())
+    row = ' | '.join('  n/a' if v is None else f'{v:5.1f}' for v in box.values())
     return f'COCO box metrics (%):\n| {head} |\n| {row} |'
 
 
