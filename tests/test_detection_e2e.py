@@ -17,7 +17,8 @@ CACHE = osp.join(ROOT, 'data', 'cache')
 
 def load_tool(name):
     import importlib.util
-    spec = importlib.util.spec_from_file_location(f'mmdet_asl_tools_{name}', osp.join(ROOT, 'tools', f'{name}.py'))
+    module_name = 'mmdet_asl_tools_' + name.replace('/', '_')
+    spec = importlib.util.spec_from_file_location(module_name, osp.join(ROOT, 'tools', f'{name}.py'))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -26,7 +27,7 @@ def load_tool(name):
 @pytest.fixture(scope='session')
 def deepforest_small(tmp_path_factory):
     """4 train + 2 val tiles of the real DeepForest data (the wheel is fetched once into data/cache/)."""
-    prep = load_tool('prepare_deepforest')
+    prep = load_tool('dataset_converters/prepare_deepforest')
     try:
         wheel = prep.fetch_wheel(CACHE, prep.DEFAULT_VERSION)
     except Exception as exc:  # no registry reachable

@@ -8,7 +8,7 @@ import pytest
 
 import mmdet_asl
 
-CHECK_ENV = Path(__file__).resolve().parents[1] / 'tools' / 'check_env.py'
+CHECK_ENV = Path(__file__).resolve().parents[1] / 'tools' / 'misc' / 'check_env.py'
 
 
 def run_env_check(extra_path=None, module=False):

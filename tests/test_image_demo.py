@@ -25,7 +25,7 @@ def load_module(relpath):
 @pytest.fixture(scope='module')
 def deepforest_image(tmp_path_factory):
     """OSBS_029.png (400 x 400, 61 trees) from the deepforest wheel, with a one-image COCO file."""
-    prep = load_module('tools/prepare_deepforest.py')
+    prep = load_module('tools/dataset_converters/prepare_deepforest.py')
     try:
         wheel = prep.fetch_wheel(osp.join(ROOT, 'data', 'cache'), prep.DEFAULT_VERSION)
     except Exception as exc:  # no registry reachable

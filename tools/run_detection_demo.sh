@@ -20,7 +20,7 @@ source .venv/bin/activate
 export MMDET_ASL_COMPILE=${MMDET_ASL_COMPILE:-0}
 
 if [ ! -f data/deepforest/annotations/val.json ]; then
-    python tools/prepare_deepforest.py --out data/deepforest --cache data/cache
+    python tools/dataset_converters/prepare_deepforest.py --out data/deepforest --cache data/cache
 fi
 if [ ! -f "$PRETRAINED" ]; then
     python tools/model_converters/efficientnet_lite_to_mmdet.py --out "$PRETRAINED" --cache data/cache

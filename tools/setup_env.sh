@@ -49,6 +49,6 @@ if ! "$VENV/bin/python" -c "import mmcv.ops" 2>/dev/null; then
 fi
 
 "${PIP[@]}" install -q -c "$PINS" -e "$ROOT[dev]" ruff
-"$VENV/bin/python" tools/check_env.py
+"$VENV/bin/python" tools/misc/check_env.py
 echo "$want" > "$STAMP"
 echo "[setup_env] done in $((SECONDS - t0)) s: activate with 'source .venv/bin/activate'"

@@ -1,5 +1,5 @@
 # From-scratch baseline: FCOS + a small TResNet trained FROM SCRATCH on CPU on the DeepForest sample data (aerial RGB
-# tiles, one class 'Tree'; tools/prepare_deepforest.py). FocalLoss (gamma=2, alpha=0.25): the twin of
+# tiles, one class 'Tree'; tools/dataset_converters/prepare_deepforest.py). FocalLoss (gamma=2, alpha=0.25): the twin of
 # fcos_tresnet_asl_deepforest.py, which changes only loss_cls.
 #
 # The model is configs/fcos_tresnetm_focal.py shrunk to fit a 2-core CPU budget (about 1 s per iteration):

@@ -6,5 +6,5 @@ import os.path as osp
 import runpy
 
 if __name__ == '__main__':
-    runpy.run_path(osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'mmdet_asl', 'env.py'),
+    runpy.run_path(osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'mmdet_asl', 'env.py'),
                    run_name='__main__')
