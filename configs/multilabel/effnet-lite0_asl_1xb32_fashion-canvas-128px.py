@@ -29,7 +29,7 @@ model = dict(
         loss=dict(type='mmdet.AsymmetricLoss', gamma_pos=0.0, gamma_neg=4.0, clip=0.05, loss_weight=1.0),
         thr=0.5))
 
-# A CPU budget of about two and a half minutes a run (one thread): the first 1536 train canvases (48 iterations of
+# A CPU budget of 2.5-3.5 minutes a run on one thread: the first 1536 train canvases (48 iterations of
 # 32 an epoch), 2 epochs, and the first 1000 test canvases.
 train_dataloader = dict(batch_size=32, dataset=dict(data_root=data_root, indices=1536))
 val_dataloader = dict(batch_size=50, dataset=dict(data_root=data_root, indices=1000))
