@@ -62,7 +62,9 @@ def test_config_parses_and_twins_change_only_the_loss(path):
         expected = (4.0, 4.0, 0.0)  # appendix G: the focal baseline uses gamma = 4
     assert (loss.gamma_pos, loss.gamma_neg, loss.clip) == expected
     assert cfg.val_evaluator.type == 'ASLMultiLabelMetric'
-    assert cfg.data_preprocessor.std == [255.0] * 3 and cfg.data_preprocessor.mean == [0.0] * 3
+    # [0, 1] as in the official recipe; the ImageNet EfficientNet-Lite weights expect TF-Lite's [-1, 1]
+    scale = (127.5, 127.5) if osp.basename(path).startswith('effnet-lite') else (0.0, 255.0)
+    assert cfg.data_preprocessor.mean == [scale[0]] * 3 and cfg.data_preprocessor.std == [scale[1]] * 3
     assert cfg.data_preprocessor.num_classes == cfg.model.head.num_classes
     if kind != 'asl':
         twin = Config.fromfile(path.replace(f'_{kind}_', '_asl_'))
