@@ -34,7 +34,6 @@ MODELS = {
     'resnet18-w16': 'configs/multilabel/resnet18-w16_{loss}_1xb64_fashion-canvas.py',
     'effnet-lite0': 'configs/multilabel/effnet-lite0_{loss}_1xb32_fashion-canvas-128px.py',
 }
-CONFIG = MODELS['resnet18-w16']
 LOSSES = ('ce', 'focal', 'asl')
 LABELS = dict(ce='CE (BCE)', focal='focal, gamma 2', asl='ASL, gamma- 4, gamma+ 0, m 0.05')
 TABLE_KEYS = ('mAP', 'CF1', 'OF1', 'CF1_top3', 'OF1_top3')
