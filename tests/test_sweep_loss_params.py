@@ -45,3 +45,6 @@ def test_sweep_runs_collects_and_resumes(tmp_path, capsys):
     capsys.readouterr()
     assert sweep.main(argv) == 0  # finished runs are reused: no training subprocess this time
     assert '[sweep]' not in capsys.readouterr().out
+    with pytest.raises(RuntimeError, match='gamma=0_seed0.*use another --work-dir'):
+        sweep.main(argv + ['model.head.loss.clip=0.1'])  # same folder names, other overrides: not a reuse
+    assert '[sweep]' not in capsys.readouterr().out

@@ -9,8 +9,9 @@ Figs. 5-7 and Table 2 are such sweeps).
 gamma: ``model.head.loss.gamma_pos,model.head.loss.gamma_neg``). Values are numbers or words
 (``--values full detached``). Each (value, seed) is one ``tools/train.py`` run in a subprocess with
 ``randomness.seed``; its metric is the last value of ``--metric`` in the run's ``vis_data/scalars.json``.
-Finished runs are reused, so an interrupted sweep resumes. Writes ``results.json``, ``results.md`` (mean and
-sample std over the seeds) and ``sweep.png`` to the work dir.
+Finished runs are reused, so an interrupted sweep resumes; a finished run trained from another config or with
+other ``--cfg-options`` is an error, not a reuse. Writes ``results.json``, ``results.md`` (mean and sample std
+over the seeds) and ``sweep.png`` to the work dir.
 """
 import argparse
 import glob
@@ -53,13 +54,21 @@ def run_one(args, value, seed: int) -> dict:
     """Train one (value, seed) unless its result is already on disk; return {value, seed, metric, seconds}."""
     run_dir = osp.join(args.work_dir, f'{args.name}={value}_seed{seed}')
     result_file = osp.join(run_dir, 'sweep_result.json')
-    if osp.isfile(result_file):
-        with open(result_file) as f:
-            return json.load(f)
     opts = [f'{key}={value}' for key in args.param.split(',')] + [f'randomness.seed={seed}']
     if args.epochs:
         opts += [f'train_cfg.max_epochs={args.epochs}', f'train_cfg.val_interval={args.epochs}']
     opts += args.cfg_options or []
+    if osp.isfile(result_file):
+        with open(result_file) as f:
+            result = json.load(f)
+        # The folder name holds only the swept value and the seed: a finished run is reused only when it was
+        # trained from the same config with the same overrides (a result that records none is taken as is).
+        done = dict(config=result.get('config', args.config), options=result.get('options', opts))
+        if done != dict(config=args.config, options=opts):
+            raise RuntimeError(
+                f'{result_file}: this run was trained with {done}, not {dict(config=args.config, options=opts)}; '
+                'use another --work-dir or delete the folder')
+        return result
     cmd = [sys.executable, osp.join(ROOT, 'tools', 'train.py'), args.config, '--work-dir', run_dir,
            '--cfg-options'] + opts
     print(f'[sweep] {" ".join(cmd)}', flush=True)
@@ -68,7 +77,8 @@ def run_one(args, value, seed: int) -> dict:
     metric = last_metric(run_dir, args.metric)
     if metric is None:
         raise RuntimeError(f'{run_dir}: the run logged no {args.metric!r}; check --metric and the val settings')
-    result = dict(value=value, seed=seed, metric=metric, seconds=round(time.time() - start, 1))
+    result = dict(value=value, seed=seed, metric=metric, seconds=round(time.time() - start, 1), config=args.config,
+                  options=opts)
     with open(result_file, 'w') as f:
         json.dump(result, f)
     return result

@@ -24,9 +24,9 @@ the clipped box is under 2 px wide or high.
 
 Usage::
 
-    python tools/prepare_deepforest.py                      # -> data/deepforest (downloads the wheel once)
-    python tools/prepare_deepforest.py --wheel path/to/deepforest-2.1.0-py3-none-any.whl
-    python tools/prepare_deepforest.py --out data/df_small --max-tiles 4 2   # a few tiles (tests)
+    python tools/dataset_converters/prepare_deepforest.py   # -> data/deepforest (downloads the wheel once)
+    python tools/dataset_converters/prepare_deepforest.py --wheel path/to/deepforest-2.1.0-py3-none-any.whl
+    python tools/dataset_converters/prepare_deepforest.py --out data/df_small --max-tiles 4 2   # a few tiles (tests)
 """
 import argparse
 import json
@@ -133,7 +133,7 @@ def convert(data_dir: str, out: str, tile: int, min_visible: float, max_tiles=No
         coco = dict(images=images, annotations=annotations,
                     categories=[dict(id=i + 1, name=c, supercategory='plant') for i, c in enumerate(CLASSES)],
                     info=dict(description=f'DeepForest sample data ({split}), {tile}px tiles, '
-                              'converted by mmdet-asl tools/prepare_deepforest.py'))
+                              'converted by mmdet-asl tools/dataset_converters/prepare_deepforest.py'))
         with open(osp.join(out, 'annotations', f'{split}.json'), 'w') as f:
             json.dump(coco, f)
         n_obj = sum(1 - a['iscrowd'] for a in annotations)
