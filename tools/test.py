@@ -37,6 +37,8 @@ def parse_args(argv=None):
     parser.add_argument('--json', help='also write the metrics to this JSON file')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override settings of the config, key=value')
+    parser.add_argument('--tta', action='store_true',
+                        help='test-time augmentation: the config\'s tta_model and tta_pipeline (as in MMDetection)')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
@@ -106,6 +108,12 @@ def main(argv=None):
     # The backbone's ImageNet init is irrelevant (and may point to a missing file) when loading a checkpoint.
     if cfg.model.get('backbone', {}).get('init_cfg') is not None:
         cfg.model.backbone.init_cfg = None
+    if args.tta:
+        if not cfg.get('tta_model') or not cfg.get('tta_pipeline'):
+            sys.exit(f'{args.config}: --tta needs tta_model and tta_pipeline in the config')
+        cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+        cfg.tta_model.module = cfg.model
+        cfg.model = cfg.tta_model
     try:
         check_config_files(cfg, loaders=('test', ))
     except MissingFilesError as exc:

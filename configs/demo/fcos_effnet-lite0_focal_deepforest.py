@@ -1,7 +1,9 @@
 # FCOS + FPN fine-tuned from ImageNet EfficientNet-Lite0 on the DeepForest tiles (one class, 'Tree'), with
 # FocalLoss (gamma 2, alpha 0.25): the twin of fcos_effnet-lite0_asl_deepforest.py, which changes only loss_cls.
 #   bash tools/run_detection_demo.sh configs/demo/fcos_effnet-lite0_focal_deepforest.py
-_base_ = 'mmdet::fcos/fcos_r50-caffe_fpn_gn-head-center-normbbox-centeronreg-giou_1x_coco.py'
+_base_ = [
+    'mmdet::fcos/fcos_r50-caffe_fpn_gn-head-center-normbbox-centeronreg-giou_1x_coco.py', './_base_/deepforest_tta.py'
+]
 
 custom_imports = dict(imports=['mmdet_asl'], allow_failed_imports=False)
 

@@ -1,0 +1,99 @@
+"""tools/test.py --tta (the demo configs' flip test-time augmentation, configs/demo/_base_/deepforest_tta.py):
+the flipped views' boxes are mapped back to the tile before they are merged, and a config without TTA
+settings is refused by name."""
+import os.path as osp
+import pickle
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from test_detection_e2e import ROOT, data_options, deepforest_small, load_tool  # noqa: F401
+
+CONFIG = osp.join(ROOT, 'configs', 'demo', 'fcos_effnet-lite0_asl_deepforest.py')
+
+
+@pytest.fixture(scope='module')
+def random_checkpoint(tmp_path_factory):
+    """The demo model with seeded random weights (what the test compares is geometry, not accuracy)."""
+    from mmengine.config import Config
+
+    from mmdet.registry import MODELS
+    from mmdet.utils import register_all_modules
+    register_all_modules()
+    cfg = Config.fromfile(CONFIG)
+    cfg.model.backbone.init_cfg = None
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    path = str(tmp_path_factory.mktemp('tta') / 'random.pth')
+    torch.save(dict(state_dict=model.state_dict(), meta=dict()), path)
+    return path
+
+
+def predictions(tmp_path, name, ckpt, root, extra=(), config=CONFIG):
+    out = str(tmp_path / f'{name}.pkl')
+    load_tool('test').main([config, ckpt, '--work-dir', str(tmp_path / name), '--out', out, *extra,
+                            '--cfg-options', *data_options(root), 'model.test_cfg.score_thr=0.0'])
+    with open(out, 'rb') as f:
+        return {osp.basename(p['img_path']): p['pred_instances'] for p in pickle.load(f)}
+
+
+def mirrored_tiles(src_root, dst_root):
+    """A copy of the val split with every tile flipped left-right (same file names and annotations)."""
+    import shutil
+    shutil.copytree(src_root, dst_root)
+    folder = osp.join(dst_root, 'images', 'val')
+    for name in sorted(__import__('os').listdir(folder)):
+        path = osp.join(folder, name)
+        cv2.imwrite(path, cv2.imread(path)[:, ::-1])
+    return dst_root
+
+
+def test_tta_maps_flipped_views_back(deepforest_small, random_checkpoint, tmp_path):  # noqa: F811
+    """A horizontally flipped view of a mirrored tile is the original tile: its boxes, after the TTA's flip
+    back, are the mirror images of the plain predictions on the original tile."""
+    plain = predictions(tmp_path, 'plain', random_checkpoint, deepforest_small)
+    mirror_root = mirrored_tiles(deepforest_small, str(tmp_path / 'mirrored'))
+    hflip_only = tmp_path / 'hflip_only.py'
+    hflip_only.write_text(
+        f"_base_ = {CONFIG!r}\n"
+        "tta_pipeline = [dict(type='LoadImageFromFile'), dict(type='TestTimeAug', transforms=[\n"
+        "    [dict(type='Resize', scale=(320, 320), keep_ratio=True)],\n"
+        "    [dict(type='RandomFlip', prob=1., direction='horizontal')],\n"
+        "    [dict(type='LoadAnnotations', with_bbox=True)],\n"
+        "    [dict(type='PackDetInputs', meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor',\n"
+        "                                          'flip', 'flip_direction'))]])]\n")
+    tta = predictions(tmp_path, 'tta_hflip', random_checkpoint, mirror_root, ['--tta'], str(hflip_only))
+    assert plain.keys() == tta.keys() and plain
+    for name, ref in plain.items():
+        width = 400.0
+        got = tta[name]
+        assert len(got['bboxes']) == len(ref['bboxes']) > 0
+        back = got['bboxes'].clone()
+        back[:, [0, 2]] = width - got['bboxes'][:, [2, 0]]
+        # the same boxes in the same score order (the merge's NMS keeps what the plain NMS kept)
+        order_ref, order_got = ref['scores'].argsort(descending=True), got['scores'].argsort(descending=True)
+        top = min(50, len(order_ref))
+        torch.testing.assert_close(got['scores'][order_got[:top]], ref['scores'][order_ref[:top]], atol=2e-3,
+                                   rtol=0)
+        matched = torch.cdist(back[order_got[:top]], ref['bboxes']).min(1).values
+        assert float(matched.median()) < 0.5, name
+        unflipped = torch.cdist(got['bboxes'][order_got[:top]], ref['bboxes']).min(1).values
+        assert float(unflipped.median()) > 2.0, name  # the check could tell a missing flip-back
+
+
+def test_tta_all_views_stay_in_the_tile(deepforest_small, random_checkpoint, tmp_path):  # noqa: F811
+    tta = predictions(tmp_path, 'tta', random_checkpoint, deepforest_small, ['--tta'])
+    for name, pred in tta.items():
+        boxes = pred['bboxes'].numpy()
+        assert 0 < len(boxes) <= 300, name
+        assert np.all(boxes >= -1e-3) and np.all(boxes <= 400 + 1e-3), name
+
+
+def test_tta_without_settings_is_refused(random_checkpoint, tmp_path):
+    config = tmp_path / 'no_tta.py'
+    config.write_text(f"_base_ = {CONFIG!r}\ntta_model = None\n")
+    with pytest.raises(SystemExit, match='no_tta.py: --tta needs tta_model and tta_pipeline'):
+        load_tool('test').main([str(config), random_checkpoint, '--tta'])
