@@ -2,10 +2,11 @@
 """ASL vs FocalLoss, fine-tuned: box AP of the DeepForest demo over several seeds (mean +- sample std).
 
 Fine-tunes the demo configs (configs/demo/fcos_effnet-lite0_{focal,asl}_deepforest.py, identical but for
-loss_cls) once per seed and variant with tools/train.py, tests each checkpoint twice with tools/test.py, at
-the config's ``test_cfg.score_thr`` and at 0.001 (a difference that vanishes at 0.001 is one of calibration,
-scores under the threshold, not of ranking), and logs Delta p = p_t+ - p_t- of the head's classification loss
-(``ProbabilityGapHook``, probe only; paper Eq. 9-10). Variants:
+loss_cls) once per seed and variant with tools/train.py, tests each checkpoint three times with tools/test.py,
+at the config's ``test_cfg.score_thr``, at 0.001 (a difference that vanishes at 0.001 is one of calibration,
+scores under the threshold, not of ranking) and with the config's flip test-time augmentation, and logs
+Delta p = p_t+ - p_t- of the head's classification loss (``ProbabilityGapHook``, probe only; paper Eq. 9-10).
+Variants:
 
     focal      FocalLoss gamma 2, alpha 0.25, run as AsymmetricLoss(gamma+ = gamma- = 2, m = 0, alpha 0.25),
                which gives FocalLoss's values and gradients (tests/test_detection_focal_equivalence.py) and
@@ -13,7 +14,7 @@ scores under the threshold, not of ranking), and logs Delta p = p_t+ - p_t- of t
     asl_m0     ASL gamma+ 1, gamma- 2, m 0 (the paper's detection setting; the demo)
     asl_m005   ASL gamma+ 1, gamma- 2, m 0.05
 
-    python tools/analysis_tools/detection_seeds.py --seeds 0 1 2 [--variants ...] [--epochs 30]
+    python tools/analysis_tools/detection_seeds.py --seeds 0 1 2 [--variants ...] [--epochs 30] [--jobs 2]
     python tools/analysis_tools/detection_seeds.py --probe-margin   # seconds: what m does at initialisation
 
 Results go to ``--out`` (``results.json``, resumable, and ``results.md``). ``--epochs`` shortens the schedule
@@ -27,6 +28,7 @@ import statistics
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
@@ -37,7 +39,8 @@ VARIANTS = {
     'asl_m0': (ASL_CFG, ['model.bbox_head.loss_cls.clip=0.0']),
     'asl_m005': (ASL_CFG, ['model.bbox_head.loss_cls.clip=0.05']),
 }
-THRESHOLDS = ('config', 0.001)
+# evaluation passes: the config's score_thr, 0.001, and the config's flip test-time augmentation (--tta)
+THRESHOLDS = ('config', 0.001, 'tta')
 KEYS = ('AP', 'AP50')
 
 
@@ -78,9 +81,10 @@ def run_one(variant, seed, args, env):
     row = dict(variant=variant, seed=seed, epochs=args.epochs, train_s=round(train_s, 1), dp=mean_dp(work_dir))
     for thr in THRESHOLDS:
         out = osp.join(work_dir, f'coco_bbox_thr{thr}.json')
-        extra = [] if thr == 'config' else [f'model.test_cfg.score_thr={thr}']
+        flags = ['--tta'] if thr == 'tta' else []
+        extra = [] if thr in ('config', 'tta') else [f'model.test_cfg.score_thr={thr}']
         subprocess.check_call([sys.executable, 'tools/test.py', config, osp.join(work_dir, ckpt), '--work-dir',
-                               work_dir, '--json', out, '--cfg-options', *common, *extra],
+                               work_dir, '--json', out, *flags, '--cfg-options', *common, *extra],
                               stdout=log, stderr=subprocess.STDOUT, env=env)
         box = json.load(open(out))
         row.update({f'{k}@{thr}': float(box[k]) for k in KEYS})
@@ -94,13 +98,13 @@ def mean_sd(values):
 
 def table(results, variants):
     cols = [f'{k}@{t}' for t in THRESHOLDS for k in KEYS]
-    names = [f'{k} (thr {t})' for t in THRESHOLDS for k in KEYS]
+    names = [f'{k} ({"flip TTA" if t == "tta" else f"thr {t}"})' for t in THRESHOLDS for k in KEYS]
     lines = ['| variant | seeds | ' + ' | '.join(names) + ' | Δp (last 20 it.) | per-seed AP |',
              '|---|---|' + '---|' * (len(cols) + 2)]
     for v in variants:
         runs = sorted((r for r in results if r['variant'] == v), key=lambda r: r['seed'])
         if runs:
-            cells = [mean_sd([r[c] for r in runs]) for c in cols]
+            cells = [mean_sd([r[c] for r in runs]) if all(c in r for r in runs) else '' for c in cols]
             dp = statistics.mean(r['dp'] for r in runs)
             per_seed = ', '.join(f"{r['AP@config']:.1f}" for r in runs)
             lines.append(f"| {v} | {len(runs)} | {' | '.join(cells)} | {dp:.3f} | {per_seed} |")
@@ -163,6 +167,8 @@ def main():
     parser.add_argument('--variants', nargs='+', default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument('--epochs', type=int, help='shorter schedule than the config (default: the config)')
     parser.add_argument('--out', default='work_dirs/seeds')
+    parser.add_argument('--jobs', type=int, default=1,
+                        help='runs at a time; each gets cpu_count // jobs threads unless OMP_NUM_THREADS is set')
     args = parser.parse_args()
     os.chdir(ROOT)
     os.makedirs(args.out, exist_ok=True)
@@ -170,13 +176,18 @@ def main():
     results = json.load(open(res_file)) if osp.exists(res_file) else []
     env = dict(os.environ)
     env.setdefault('MMDET_ASL_COMPILE', '0')
-    for seed in args.seeds:  # interleaved, so a partial run is balanced
-        for v in args.variants:
-            if any(r['variant'] == v and r['seed'] == seed and r['epochs'] == args.epochs for r in results):
-                continue
-            results.append(run_one(v, seed, args, env))
+    if args.jobs > 1:
+        threads = str(max(1, (os.cpu_count() or 1) // args.jobs))
+        env.setdefault('OMP_NUM_THREADS', threads)
+        env.setdefault('MKL_NUM_THREADS', threads)
+    todo = [(v, seed) for seed in args.seeds for v in args.variants  # interleaved, so a partial run is balanced
+            if not any(r['variant'] == v and r['seed'] == seed and r['epochs'] == args.epochs for r in results)]
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        for done in as_completed([pool.submit(run_one, v, seed, args, env) for v, seed in todo]):
+            row = done.result()
+            results.append(row)
             json.dump(results, open(res_file, 'w'), indent=1)
-            print(json.dumps(results[-1]), flush=True)
+            print(json.dumps(row), flush=True)
     md = table([r for r in results if r['epochs'] == args.epochs], args.variants)
     open(osp.join(args.out, 'results.md'), 'w').write(md + '\n')
     print(md)
