@@ -58,3 +58,22 @@ def test_threshold_zero_counts_the_low_score_box_and_cli_reads_files(tmp_path):
 def test_no_ground_truth_is_an_error():
     with pytest.raises(ValueError, match='no .*ground-truth'):
         load_tool().localization_stats(PREDS, {'annotations': []})
+
+
+def test_error_breakdown_by_hand():
+    tool = load_tool()
+    # image 1 in score order: the shifted box (IoU 0.67, TP), the crowd-region box (0.9, background: crowd
+    # boxes are skipped), the wide box (IoU 0.5, TP); image 2: exact box (TP); 3 ground-truth boxes
+    assert tool.error_breakdown(PREDS, COCO) == {
+        3: {'true positive': 2, 'duplicate': 0, 'poorly placed': 0, 'background': 1},
+        6: {'true positive': 3, 'duplicate': 0, 'poorly placed': 0, 'background': 1}}
+    coco = {'annotations': [dict(image_id=3, bbox=[0, 0, 10, 10])]}
+    preds = [dict(img_id=3, pred_instances=dict(
+        bboxes=torch.tensor([[50., 50., 60., 60.], [0., 0., 10., 30.], [1., 0., 11., 10.], [0., 0., 10., 10.]]),
+        scores=torch.tensor([0.4, 0.6, 0.7, 0.8])))]
+    # 0.8 exact: TP; 0.7 IoU 0.82 with the matched box: duplicate; 0.6 IoU 1/3: poorly placed; 0.4: background
+    assert tool.error_breakdown(preds, coco, tops=(2, 4)) == {
+        2: {'true positive': 1, 'duplicate': 1, 'poorly placed': 0, 'background': 0},
+        4: {'true positive': 1, 'duplicate': 1, 'poorly placed': 1, 'background': 1}}
+    with pytest.raises(ValueError, match='no .*ground-truth'):
+        tool.error_breakdown(preds, {'annotations': []})

@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""How tight are a detector's boxes? Best IoU per ground-truth box, and the size and centre errors of the matches.
+"""How tight are a detector's boxes? Best IoU per ground-truth box, the size and centre errors of the matches,
+and what the highest-scored false positives are.
 
 COCO AP averages over IoU thresholds 0.5-0.95, so a detector that finds objects but places loose boxes has a
 high AP50 and a low AP75. This tool separates the two: for every (non-crowd) ground-truth box it takes the
@@ -8,6 +9,12 @@ IoU threshold, and for the matches with IoU >= ``--match-iou`` the median width 
 (prediction / ground truth) and the median centre offset in units of the ground-truth size. Ratios near 1 and
 offsets near 0 with a low share at IoU 0.75 mean the boxes scatter around the objects rather than being
 biased one way.
+
+AP50 also depends on ranking: a tree can have a good box that scores below a poor one. The error breakdown
+takes the N highest-scored predictions over all images (N = the number of ground-truth boxes, and 2N),
+matches them in score order at IoU 0.5 as COCO does, and sorts each one into: a true positive, a duplicate
+(IoU >= 0.5 with an object already matched), a poorly placed box (best IoU in [0.1, 0.5)) or background
+(best IoU < 0.1: nothing annotated there).
 
     python tools/test.py CONFIG CKPT --out preds.pkl --cfg-options model.test_cfg.score_thr=0.001
     python tools/analysis_tools/box_localization.py preds.pkl data/deepforest/annotations/val.json [--score-thr 0.2]
@@ -85,6 +92,51 @@ def localization_stats(predictions: list, coco: dict, score_thr: float = 0.2, ma
     return out
 
 
+ERROR_KINDS = ('true positive', 'duplicate', 'poorly placed', 'background')
+
+
+def error_breakdown(predictions: list, coco: dict, tops=None, match_iou: float = 0.5,
+                    placed_iou: float = 0.1) -> dict:
+    """What the top-scored predictions are: {N: {kind: count}} for the N highest scores over all images.
+
+    Predictions are matched per image in descending score order, each to the unmatched ground-truth box of
+    highest IoU >= ``match_iou`` (COCO's greedy matching; crowd boxes are skipped). ``tops`` defaults to the
+    number of ground-truth boxes and twice that.
+    """
+    gts = {}
+    for ann in coco['annotations']:
+        if not ann.get('iscrowd', 0):
+            x, y, w, h = ann['bbox']
+            gts.setdefault(ann['image_id'], []).append([x, y, x + w, y + h])
+    num_gt = sum(len(v) for v in gts.values())
+    if not num_gt:
+        raise ValueError('the annotation file has no (non-crowd) ground-truth box')
+    rows = []  # (score, kind)
+    for pred in predictions:
+        inst = pred['pred_instances']
+        scores = np.asarray(inst['scores'], dtype=np.float64)
+        det = np.asarray(inst['bboxes'], dtype=np.float64).reshape(-1, 4)
+        gt = np.asarray(gts.get(int(pred['img_id']), []), dtype=np.float64).reshape(-1, 4)
+        iou = box_iou(det, gt) if len(gt) else np.zeros((len(det), 0))
+        taken = np.zeros(len(gt), dtype=bool)
+        for k in np.argsort(-scores, kind='stable'):
+            best = float(iou[k].max()) if len(gt) else 0.0
+            free = np.where(taken, -1.0, iou[k]) if len(gt) else iou[k]
+            if len(gt) and free.max() >= match_iou:
+                taken[free.argmax()] = True
+                kind = 'true positive'
+            elif best >= match_iou:
+                kind = 'duplicate'
+            elif best >= placed_iou:
+                kind = 'poorly placed'
+            else:
+                kind = 'background'
+            rows.append((float(scores[k]), kind))
+    rows.sort(key=lambda r: -r[0])
+    tops = tops or (num_gt, 2 * num_gt)
+    return {n: {kind: sum(1 for _, k in rows[:n] if k == kind) for kind in ERROR_KINDS} for n in tops}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('predictions', help='pickle written by tools/test.py --out')
@@ -105,6 +157,8 @@ def main(argv=None):
         print(f"{s['num_matched']} matches (IoU >= {args.match_iou}), medians: width ratio {s['width_ratio']:.3f}, "
               f"height ratio {s['height_ratio']:.3f}, centre offset x {s['center_dx']:+.3f}, "
               f"y {s['center_dy']:+.3f} (of the box size)")
+    for n, kinds in error_breakdown(predictions, coco).items():
+        print(f'top {n} predictions by score (all scores): ' + ', '.join(f'{k} {v}' for k, v in kinds.items()))
     return s
 
 
