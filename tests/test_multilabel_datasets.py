@@ -13,7 +13,7 @@ from PIL import Image
 import mmdet_asl.datasets  # noqa: F401
 from mmdet_asl.datasets import CocoMultiLabel, NUSWIDEMultiLabel, OpenImagesPartialLabel, VOC2007MultiLabel
 
-sys.path.insert(0, osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'tools'))
+sys.path.insert(0, osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'tools', 'dataset_converters'))
 import make_fashion_canvases as mfc  # noqa: E402
 
 

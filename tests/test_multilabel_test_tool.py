@@ -15,7 +15,7 @@ from mmdet_asl.utils.inference import select_labels
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEMO_CONFIG = osp.join(ROOT, 'configs', 'multilabel', 'resnet18-w16_asl_1xb64_fashion-canvas.py')
-sys.path.insert(0, osp.join(ROOT, 'tools'))
+sys.path.insert(0, osp.join(ROOT, 'tools', 'dataset_converters'))
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 import make_fashion_canvases as mfc  # noqa: E402
 

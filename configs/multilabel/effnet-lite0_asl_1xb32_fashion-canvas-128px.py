@@ -1,6 +1,7 @@
 # CPU demo with pretrained features: multi-label classification of Fashion-MNIST canvases (10 classes, 128x128)
 # with ASL (gamma- 4, gamma+ 0, m 0.05), fine-tuning ImageNet EfficientNet-Lite0, AdamW + 1-cycle.
-#   python tools/make_fashion_canvases.py --size 128 --scale-range 1.2 2.2 --out data/fashion_canvas_128
+#   python tools/dataset_converters/make_fashion_canvases.py --size 128 --scale-range 1.2 2.2 \
+#       --out data/fashion_canvas_128
 #   python tools/model_converters/efficientnet_lite_to_mmdet.py --out data/pretrained/efficientnet_lite0_in1k_mmdet.pth
 #   python tools/train.py configs/multilabel/effnet-lite0_asl_1xb32_fashion-canvas-128px.py
 # The canvases are the 64-px demo's recipe (seed 0, 1-4 items) at twice the side, items included

@@ -1,6 +1,6 @@
 # CPU demo: multi-label classification of Fashion-MNIST canvases (10 classes, 64x64) with ASL
 # (gamma- 4, gamma+ 0, m 0.05), a narrow ResNet-18 from scratch, Adam + 1-cycle. Trains in minutes on a CPU.
-#   apt-get install -y dataset-fashion-mnist && python tools/make_fashion_canvases.py
+#   apt-get install -y dataset-fashion-mnist && python tools/dataset_converters/make_fashion_canvases.py
 #   python tools/train.py configs/multilabel/resnet18-w16_asl_1xb64_fashion-canvas.py
 _base_ = ['./_base_/datasets/fashion-canvas.py', './_base_/default_runtime.py']
 model = dict(

@@ -1,8 +1,8 @@
 """Multi-label datasets for MMPretrain configs (registered in MMPretrain's ``DATASETS``).
 
 * :class:`CocoMultiLabel` - MS-COCO 2014 (80 classes) or any COCO-format ``instances_*.json`` (the
-  Fashion-MNIST canvases of ``tools/make_fashion_canvases.py`` too): a class is positive when the image has
-  at least one annotation of it (crowd annotations included, as the official ASL ``CocoDetection``).
+  Fashion-MNIST canvases of ``tools/dataset_converters/make_fashion_canvases.py`` too): a class is positive
+  when the image has at least one annotation of it (crowd annotations included, as the official ASL ``CocoDetection``).
 * :class:`VOC2007MultiLabel` - MMPretrain's ``VOC`` with clear errors for missing or empty files.
 * :class:`NUSWIDEMultiLabel` (``nus_wide.py``) - NUS-WIDE, 81 concepts, seeded or official split.
 * :class:`OpenImagesPartialLabel` (``open_images.py``) - Open Images image-level labels with partial
@@ -32,7 +32,7 @@ data/coco/
     val2014/COCO_val2014_000000000042.jpg ...
 (MS-COCO 2014 train/val images and the 2014 "Train/Val annotations" archive.)
 For the Fashion-MNIST canvases (data/fashion_canvas/{annotations/instances_{train,test}.json, train/, test/}) run
-`apt-get install -y dataset-fashion-mnist && python tools/make_fashion_canvases.py`."""
+`apt-get install -y dataset-fashion-mnist && python tools/dataset_converters/make_fashion_canvases.py`."""
 
 VOC_LAYOUT = """\
 data/VOC2007/            (VOCtrainval_06-Nov-2007 + VOCtest_06-Nov-2007, merged)

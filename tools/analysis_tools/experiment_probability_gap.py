@@ -11,7 +11,7 @@ It then reads the logged ``asl_dp`` / ``asl_gamma_neg`` and the final validation
 table (and writes ``<work-dir>/results.md``) and draws Fig. 4 (``tools/analysis_tools/plot_probabilities.py``).
 Finished runs are reused.
 
-    python tools/make_fashion_canvases.py
+    python tools/dataset_converters/make_fashion_canvases.py
     python tools/analysis_tools/experiment_probability_gap.py --epochs 2 --out docs/fig4_probability_gap.png
 """
 import argparse
@@ -23,7 +23,6 @@ import sys
 import time
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, osp.join(ROOT, 'tools'))
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
 from experiment_multilabel import last_metrics  # noqa: E402

@@ -1,6 +1,7 @@
 #!/usr/bin/env python
-"""Long-tailed Fashion-MNIST canvases: the multi-label canvases of ``tools/make_fashion_canvases.py`` with a
-Zipf-like class frequency, for the per-class adaptive asymmetry.
+"""Long-tailed Fashion-MNIST canvases: the multi-label canvases of
+``tools/dataset_converters/make_fashion_canvases.py`` with a Zipf-like class frequency, for the per-class
+adaptive asymmetry.
 
 Each pasted item's class is drawn with probability proportional to 1 / rank^s (rank 1..10 over a fixed,
 seeded order of the classes), then a random real Fashion-MNIST image of that class is pasted exactly as in
@@ -26,7 +27,7 @@ import sys
 import numpy as np
 from PIL import Image
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 import make_fashion_canvases as canvases  # noqa: E402
 
 FORMAT_VERSION = 1

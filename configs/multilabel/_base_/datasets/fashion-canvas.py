@@ -1,5 +1,5 @@
 # Fashion-MNIST canvases (10 classes, 64x64, 1-4 real product images each), made by
-#   python tools/make_fashion_canvases.py        (needs: apt-get install -y dataset-fashion-mnist)
+#   python tools/dataset_converters/make_fashion_canvases.py        (needs: apt-get install -y dataset-fashion-mnist)
 # Train canvases come from Fashion-MNIST's train split only, test canvases from its test split only.
 dataset_type = 'CocoMultiLabel'
 data_root = 'data/fashion_canvas/'

@@ -9,12 +9,13 @@ ImageNet EfficientNet-Lite0 fine-tuned on 128-px canvases, ``--config`` any set 
 ``{loss}``. Finished runs are reused, so an interrupted experiment resumes. Prints (and writes to
 ``<work-dir>/results.md``) mean +- sample std over the seeds of mAP, CF1 and OF1 (and the top-3 CF1/OF1).
 
-    python tools/make_fashion_canvases.py
-    python tools/experiment_multilabel.py --seeds 0 1 2
+    python tools/dataset_converters/make_fashion_canvases.py
+    python tools/analysis_tools/experiment_multilabel.py --seeds 0 1 2
 
     # ImageNet EfficientNet-Lite0, fine-tuned on 128-px canvases
-    python tools/make_fashion_canvases.py --size 128 --scale-range 1.2 2.2 --out data/fashion_canvas_128
-    python tools/experiment_multilabel.py --seeds 0 1 2 --model effnet-lite0 \\
+    python tools/dataset_converters/make_fashion_canvases.py --size 128 --scale-range 1.2 2.2 \\
+        --out data/fashion_canvas_128
+    python tools/analysis_tools/experiment_multilabel.py --seeds 0 1 2 --model effnet-lite0 \\
         --work-dir work_dirs/experiment_multilabel_effnet
 """
 import argparse
@@ -28,7 +29,7 @@ import time
 
 import numpy as np
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 # The loss-twin sets, each a config path pattern with {loss}.
 MODELS = {
     'resnet18-w16': 'configs/multilabel/resnet18-w16_{loss}_1xb64_fashion-canvas.py',
@@ -131,8 +132,8 @@ def main(argv=None):
         sys.exit(f'config(s) not found: {", ".join(absent)}')
     data_root = train_data_root(osp.join(ROOT, configs[0]))
     if not osp.isfile(osp.join(ROOT, data_root, 'annotations', 'instances_train.json')):
-        sys.exit(f'{data_root} is missing: run `python tools/make_fashion_canvases.py` first (with the options '
-                 f'in the header of {configs[0]})')
+        sys.exit(f'{data_root} is missing: run `python tools/dataset_converters/make_fashion_canvases.py` first '
+                 f'(with the options in the header of {configs[0]})')
     results = {}
     # Seed-major order: an interrupted experiment still has every loss for the first seeds.
     for seed in args.seeds:

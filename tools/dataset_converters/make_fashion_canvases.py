@@ -17,8 +17,9 @@ Source data: Debian's ``dataset-fashion-mnist`` package (``apt-get install -y da
 installs ``/usr/share/datasets/fashion-mnist/{train,t10k}-{images-idx3,labels-idx1}-ubyte.gz``. Another folder
 with the same four files can be given by ``--src`` or the ``FASHION_MNIST_DIR`` environment variable.
 
-    python tools/make_fashion_canvases.py                       # 6000 train + 2000 test canvases, seed 0
-    python tools/make_fashion_canvases.py --num-train 200 --num-test 100 --out data/fashion_canvas_tiny
+    python tools/dataset_converters/make_fashion_canvases.py    # 6000 train + 2000 test canvases, seed 0
+    python tools/dataset_converters/make_fashion_canvases.py --num-train 200 --num-test 100 \
+        --out data/fashion_canvas_tiny
 
 A box is the tight extent of the pasted item's non-zero pixels, so boxes are exact in canvas pixels.
 Re-running with the same arguments is a no-op (unless ``--force``).
@@ -129,7 +130,7 @@ def make_split(args, folder, split, seed):
     os.makedirs(img_dir, exist_ok=True)
     num = args.num_train if split == 'train' else args.num_test
     coco = dict(
-        info=dict(description='Fashion-MNIST canvases (mmdet-asl tools/make_fashion_canvases.py)',
+        info=dict(description='Fashion-MNIST canvases (mmdet-asl tools/dataset_converters/make_fashion_canvases.py)',
                   source_split=split, seed=seed, size=args.size, items=[args.min_items, args.max_items],
                   scale_range=list(args.scale_range), format_version=FORMAT_VERSION),
         images=[], annotations=[],
