@@ -22,7 +22,9 @@ with the same four files can be given by ``--src`` or the ``FASHION_MNIST_DIR`` 
         --out data/fashion_canvas_tiny
 
 A box is the tight extent of the pasted item's non-zero pixels, so boxes are exact in canvas pixels.
-Re-running with the same arguments is a no-op (unless ``--force``).
+Re-running with the same arguments is a no-op (unless ``--force``). Positions and item sizes are drawn from the
+seeded generator in canvas pixels, so ``--size`` and ``--scale-range`` change the whole draw: canvases of
+another size are another sample of items, not a rescaled copy.
 """
 import argparse
 import gzip
@@ -160,7 +162,7 @@ def parse_args(argv=None):
     p.add_argument('--out', default='data/fashion_canvas')
     p.add_argument('--num-train', type=int, default=6000)
     p.add_argument('--num-test', type=int, default=2000)
-    p.add_argument('--size', type=int, default=64, help='canvas side in pixels')
+    p.add_argument('--size', type=int, default=64, help='canvas side in pixels (changes which items are drawn)')
     p.add_argument('--min-items', type=int, default=1)
     p.add_argument('--max-items', type=int, default=4)
     p.add_argument('--scale-range', type=float, nargs=2, default=(0.6, 1.1),
