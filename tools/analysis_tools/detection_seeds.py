@@ -13,6 +13,8 @@ Variants:
                lets the probe read Delta p
     asl_m0     ASL gamma+ 1, gamma- 2, m 0 (the paper's detection setting; the demo)
     asl_m005   ASL gamma+ 1, gamma- 2, m 0.05
+    asl_a025   ASL gamma+ 1, gamma- 2, m 0 with focal loss's alpha 0.25 (positives x0.25, negatives x0.75):
+               tells the effect of alpha from that of gamma+ (not run by default)
 
     python tools/analysis_tools/detection_seeds.py --seeds 0 1 2 [--variants ...] [--epochs 30] [--jobs 2]
     python tools/analysis_tools/detection_seeds.py --probe-margin   # seconds: what m does at initialisation
@@ -38,7 +40,9 @@ VARIANTS = {
     'focal': (ASL_CFG, ['model.bbox_head.loss_cls.gamma_pos=2.0', 'model.bbox_head.loss_cls.alpha=0.25']),
     'asl_m0': (ASL_CFG, ['model.bbox_head.loss_cls.clip=0.0']),
     'asl_m005': (ASL_CFG, ['model.bbox_head.loss_cls.clip=0.05']),
+    'asl_a025': (ASL_CFG, ['model.bbox_head.loss_cls.clip=0.0', 'model.bbox_head.loss_cls.alpha=0.25']),
 }
+DEFAULT_VARIANTS = ['focal', 'asl_m0', 'asl_m005']
 # evaluation passes: the config's score_thr, 0.001, and the config's flip test-time augmentation (--tta)
 THRESHOLDS = ('config', 0.001, 'tta')
 KEYS = ('AP', 'AP50')
@@ -164,7 +168,7 @@ def main():
         return probe_margin()
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
-    parser.add_argument('--variants', nargs='+', default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument('--variants', nargs='+', default=DEFAULT_VARIANTS, choices=list(VARIANTS))
     parser.add_argument('--epochs', type=int, help='shorter schedule than the config (default: the config)')
     parser.add_argument('--out', default='work_dirs/seeds')
     parser.add_argument('--jobs', type=int, default=1,
