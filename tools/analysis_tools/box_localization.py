@@ -38,6 +38,16 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return inter / (area_a[:, None] + area_b[None] - inter)
 
 
+def ground_truth_boxes(coco: dict) -> dict:
+    """{image id: [[x1, y1, x2, y2], ...]} of the non-crowd boxes of a COCO annotation file's content."""
+    gts = {}
+    for ann in coco['annotations']:
+        if not ann.get('iscrowd', 0):
+            x, y, w, h = ann['bbox']
+            gts.setdefault(ann['image_id'], []).append([x, y, x + w, y + h])
+    return gts
+
+
 def localization_stats(predictions: list, coco: dict, score_thr: float = 0.2, match_iou: float = 0.3) -> dict:
     """Best IoU per ground-truth box and the errors of the matched boxes.
 
@@ -52,11 +62,7 @@ def localization_stats(predictions: list, coco: dict, score_thr: float = 0.2, ma
         dict: ``num_gt``, ``recall_at`` {IoU threshold: share of ground-truth boxes}, ``median_best_iou``,
         ``num_matched``, ``width_ratio``, ``height_ratio``, ``center_dx``, ``center_dy`` (medians over matches).
     """
-    gts = {}
-    for ann in coco['annotations']:
-        if not ann.get('iscrowd', 0):
-            x, y, w, h = ann['bbox']
-            gts.setdefault(ann['image_id'], []).append([x, y, x + w, y + h])
+    gts = ground_truth_boxes(coco)
     by_img = {int(p['img_id']): p for p in predictions}
     best, matched = [], []
     for img_id, boxes in gts.items():
@@ -103,11 +109,7 @@ def error_breakdown(predictions: list, coco: dict, tops=None, match_iou: float =
     highest IoU >= ``match_iou`` (COCO's greedy matching; crowd boxes are skipped). ``tops`` defaults to the
     number of ground-truth boxes and twice that.
     """
-    gts = {}
-    for ann in coco['annotations']:
-        if not ann.get('iscrowd', 0):
-            x, y, w, h = ann['bbox']
-            gts.setdefault(ann['image_id'], []).append([x, y, x + w, y + h])
+    gts = ground_truth_boxes(coco)
     num_gt = sum(len(v) for v in gts.values())
     if not num_gt:
         raise ValueError('the annotation file has no (non-crowd) ground-truth box')
@@ -117,12 +119,12 @@ def error_breakdown(predictions: list, coco: dict, tops=None, match_iou: float =
         scores = np.asarray(inst['scores'], dtype=np.float64)
         det = np.asarray(inst['bboxes'], dtype=np.float64).reshape(-1, 4)
         gt = np.asarray(gts.get(int(pred['img_id']), []), dtype=np.float64).reshape(-1, 4)
-        iou = box_iou(det, gt) if len(gt) else np.zeros((len(det), 0))
+        iou = box_iou(det, gt)  # (detections, 0) on an image without ground truth
         taken = np.zeros(len(gt), dtype=bool)
         for k in np.argsort(-scores, kind='stable'):
-            best = float(iou[k].max()) if len(gt) else 0.0
-            free = np.where(taken, -1.0, iou[k]) if len(gt) else iou[k]
-            if len(gt) and free.max() >= match_iou:
+            best = float(iou[k].max(initial=0.0))
+            free = np.where(taken, -1.0, iou[k])
+            if free.max(initial=-1.0) >= match_iou:
                 taken[free.argmax()] = True
                 kind = 'true positive'
             elif best >= match_iou:
