@@ -75,5 +75,9 @@ def test_error_breakdown_by_hand():
     assert tool.error_breakdown(preds, coco, tops=(2, 4)) == {
         2: {'true positive': 1, 'duplicate': 1, 'poorly placed': 0, 'background': 0},
         4: {'true positive': 1, 'duplicate': 1, 'poorly placed': 1, 'background': 1}}
+    unannotated = [dict(img_id=4, pred_instances=dict(bboxes=torch.tensor([[0., 0., 10., 10.]]),
+                                                       scores=torch.tensor([0.9])))]
+    # a box on an image without ground truth is background, and ranks first here
+    assert tool.error_breakdown(unannotated + preds, coco, tops=(1, ))[1]['background'] == 1
     with pytest.raises(ValueError, match='no .*ground-truth'):
         tool.error_breakdown(preds, {'annotations': []})
