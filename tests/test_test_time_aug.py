@@ -1,8 +1,10 @@
 """tools/test.py --tta (the demo configs' flip test-time augmentation, configs/demo/_base_/deepforest_tta.py):
 the flipped views' boxes are mapped back to the tile before they are merged, and a config without TTA
 settings is refused by name."""
+import os
 import os.path as osp
 import pickle
+import shutil
 
 import cv2
 import numpy as np
@@ -12,6 +14,7 @@ import torch
 from test_detection_e2e import ROOT, data_options, deepforest_small, load_tool  # noqa: F401
 
 CONFIG = osp.join(ROOT, 'configs', 'demo', 'fcos_effnet-lite0_asl_deepforest.py')
+TILE = 400.0  # side of the deepforest_small tiles, in pixels
 
 
 @pytest.fixture(scope='module')
@@ -42,10 +45,9 @@ def predictions(tmp_path, name, ckpt, root, extra=(), config=CONFIG):
 
 def mirrored_tiles(src_root, dst_root):
     """A copy of the val split with every tile flipped left-right (same file names and annotations)."""
-    import shutil
     shutil.copytree(src_root, dst_root)
     folder = osp.join(dst_root, 'images', 'val')
-    for name in sorted(__import__('os').listdir(folder)):
+    for name in sorted(os.listdir(folder)):
         path = osp.join(folder, name)
         cv2.imwrite(path, cv2.imread(path)[:, ::-1])
     return dst_root
@@ -68,11 +70,10 @@ def test_tta_maps_flipped_views_back(deepforest_small, random_checkpoint, tmp_pa
     tta = predictions(tmp_path, 'tta_hflip', random_checkpoint, mirror_root, ['--tta'], str(hflip_only))
     assert plain.keys() == tta.keys() and plain
     for name, ref in plain.items():
-        width = 400.0
         got = tta[name]
         assert len(got['bboxes']) == len(ref['bboxes']) > 0
         back = got['bboxes'].clone()
-        back[:, [0, 2]] = width - got['bboxes'][:, [2, 0]]
+        back[:, [0, 2]] = TILE - got['bboxes'][:, [2, 0]]
         # the same boxes in the same score order (the merge's NMS keeps what the plain NMS kept)
         order_ref, order_got = ref['scores'].argsort(descending=True), got['scores'].argsort(descending=True)
         top = min(50, len(order_ref))
@@ -89,7 +90,7 @@ def test_tta_all_views_stay_in_the_tile(deepforest_small, random_checkpoint, tmp
     for name, pred in tta.items():
         boxes = pred['bboxes'].numpy()
         assert 0 < len(boxes) <= 300, name
-        assert np.all(boxes >= -1e-3) and np.all(boxes <= 400 + 1e-3), name
+        assert np.all(boxes >= -1e-3) and np.all(boxes <= TILE + 1e-3), name
 
 
 def test_tta_without_settings_is_refused(random_checkpoint, tmp_path):

@@ -43,8 +43,8 @@ VARIANTS = {
     'asl_a025': (ASL_CFG, ['model.bbox_head.loss_cls.clip=0.0', 'model.bbox_head.loss_cls.alpha=0.25']),
 }
 DEFAULT_VARIANTS = ['focal', 'asl_m0', 'asl_m005']
-# evaluation passes: the config's score_thr, 0.001, and the config's flip test-time augmentation (--tta)
-THRESHOLDS = ('config', 0.001, 'tta')
+# evaluation passes: the config's score_thr, score_thr 0.001, and the config's flip test-time augmentation
+EVALUATIONS = ('config', 0.001, 'tta')
 KEYS = ('AP', 'AP50')
 
 
@@ -83,15 +83,15 @@ def run_one(variant, seed, args, env):
     ckpt = sorted((f for f in os.listdir(work_dir) if f.startswith('epoch_')), key=lambda f: os.stat(
         osp.join(work_dir, f)).st_mtime)[-1]
     row = dict(variant=variant, seed=seed, epochs=args.epochs, train_s=round(train_s, 1), dp=mean_dp(work_dir))
-    for thr in THRESHOLDS:
-        out = osp.join(work_dir, f'coco_bbox_thr{thr}.json')
-        flags = ['--tta'] if thr == 'tta' else []
-        extra = [] if thr in ('config', 'tta') else [f'model.test_cfg.score_thr={thr}']
+    for ev in EVALUATIONS:
+        out = osp.join(work_dir, f'coco_bbox_thr{ev}.json')
+        flags = ['--tta'] if ev == 'tta' else []
+        extra = [] if ev in ('config', 'tta') else [f'model.test_cfg.score_thr={ev}']
         subprocess.check_call([sys.executable, 'tools/test.py', config, osp.join(work_dir, ckpt), '--work-dir',
                                work_dir, '--json', out, *flags, '--cfg-options', *common, *extra],
                               stdout=log, stderr=subprocess.STDOUT, env=env)
         box = json.load(open(out))
-        row.update({f'{k}@{thr}': float(box[k]) for k in KEYS})
+        row.update({f'{k}@{ev}': float(box[k]) for k in KEYS})
     return row
 
 
@@ -101,8 +101,8 @@ def mean_sd(values):
 
 
 def table(results, variants):
-    cols = [f'{k}@{t}' for t in THRESHOLDS for k in KEYS]
-    names = [f'{k} ({"flip TTA" if t == "tta" else f"thr {t}"})' for t in THRESHOLDS for k in KEYS]
+    cols = [f'{k}@{t}' for t in EVALUATIONS for k in KEYS]
+    names = [f'{k} ({"flip TTA" if t == "tta" else f"thr {t}"})' for t in EVALUATIONS for k in KEYS]
     lines = ['| variant | seeds | ' + ' | '.join(names) + ' | Δp (last 20 it.) | per-seed AP |',
              '|---|---|' + '---|' * (len(cols) + 2)]
     for v in variants:

@@ -63,11 +63,11 @@ def run_one(args, value, seed: int) -> dict:
             result = json.load(f)
         # The folder name holds only the swept value and the seed: a finished run is reused only when it was
         # trained from the same config with the same overrides (a result that records none is taken as is).
+        wanted = dict(config=args.config, options=opts)
         done = dict(config=result.get('config', args.config), options=result.get('options', opts))
-        if done != dict(config=args.config, options=opts):
-            raise RuntimeError(
-                f'{result_file}: this run was trained with {done}, not {dict(config=args.config, options=opts)}; '
-                'use another --work-dir or delete the folder')
+        if done != wanted:
+            raise RuntimeError(f'{result_file}: this run was trained with {done}, not {wanted}; '
+                               'use another --work-dir or delete the folder')
         return result
     cmd = [sys.executable, osp.join(ROOT, 'tools', 'train.py'), args.config, '--work-dir', run_dir,
            '--cfg-options'] + opts
