@@ -1,21 +1,15 @@
 """tools/analysis_tools/box_localization.py: best IoU per ground-truth box and match errors, by hand."""
-import importlib.util
-import os.path as osp
 import pickle
 
 import numpy as np
 import pytest
 import torch
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from test_detection_e2e import load_tool as load_script
 
 
 def load_tool():
-    path = osp.join(ROOT, 'tools', 'analysis_tools', 'box_localization.py')
-    spec = importlib.util.spec_from_file_location('box_localization', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script('analysis_tools/box_localization')
 
 
 COCO = {'annotations': [
