@@ -7,7 +7,7 @@ only when MMPretrain is installed: a detection user needs torch and the detectio
 lives in :mod:`mmdet_asl.ops.asl`, which imports nothing from OpenMMLab.
 """
 from . import compat  # noqa: F401,I001  (lets MMEngine resume on torch >= 2.6)
-from .engine import ProbabilityGapHook  # noqa: F401
+from .engine import ChannelsLastHook, ProbabilityGapHook  # noqa: F401
 from .models import *  # noqa: F401,F403  (registers the modules)
 from .version import __version__
 from mmengine.config.utils import MODULE2PACKAGE
