@@ -103,3 +103,4 @@ def test_hook_reaches_the_detector_inside_a_tta_wrapper():
 def test_model_without_data_preprocessor_is_refused_by_name():
     with pytest.raises(TypeError, match='ChannelsLastHook needs a model with a data_preprocessor'):
         ChannelsLastHook().before_run(SimpleNamespace(model=torch.nn.Linear(2, 2)))
+

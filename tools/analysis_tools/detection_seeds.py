@@ -66,14 +66,21 @@ def mean_dp(work_dir, last=20):
     return statistics.mean(values[-last:]) if values else float('nan')
 
 
+def write_probed_config(config, path):
+    """Write ``path``: ``config`` with ``ProbabilityGapHook`` (Delta p every iteration) after its own hooks."""
+    from mmengine.config import Config
+    hooks = [h.to_dict() if hasattr(h, 'to_dict') else dict(h) for h in Config.fromfile(config).get('custom_hooks', [])]
+    with open(path, 'w') as f:
+        f.write(f"_base_ = '{config}'\ncustom_hooks = {hooks + [dict(type='ProbabilityGapHook')]!r}\n")
+    return path
+
+
 def run_one(variant, seed, args, env):
     config, opts = VARIANTS[variant]
     work_dir = osp.join(args.out, f'{variant}_seed{seed}')
     common = [f'randomness.seed={seed}', *opts, *schedule_options(args.epochs)]
     os.makedirs(work_dir, exist_ok=True)
-    probed = osp.join(work_dir, 'probed_config.py')  # the config plus the probe (Delta p every iteration)
-    with open(probed, 'w') as f:
-        f.write(f"_base_ = '{osp.join(ROOT, config)}'\ncustom_hooks = [dict(type='ProbabilityGapHook')]\n")
+    probed = write_probed_config(osp.join(ROOT, config), osp.join(work_dir, 'probed_config.py'))
     log = open(osp.join(args.out, f'{variant}_seed{seed}.log'), 'w')
     t0 = time.time()
     subprocess.check_call([sys.executable, 'tools/train.py', probed, '--work-dir', work_dir, '--cfg-options',
