@@ -9,23 +9,13 @@ import torch
 
 from mmdet_asl.engine import ChannelsLastHook
 from mmdet_asl.engine.channels_last_hook import to_channels_last
+from test_detection_e2e import ROOT, seeded_random_model
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIG = osp.join(ROOT, 'configs', 'demo', 'fcos_effnet-lite0_asl_deepforest.py')
 
 
 def demo_model():
-    from mmengine.config import Config
-
-    from mmdet.registry import MODELS
-    from mmdet.utils import register_all_modules
-    register_all_modules()
-    cfg = Config.fromfile(CONFIG)
-    cfg.model.backbone.init_cfg = None
-    torch.manual_seed(0)
-    model = MODELS.build(cfg.model)
-    model.init_weights()
-    return model.train()
+    return seeded_random_model(CONFIG).train()
 
 
 def demo_batch(n=2, size=128):

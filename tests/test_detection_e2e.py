@@ -24,6 +24,23 @@ def load_tool(name):
     return module
 
 
+def seeded_random_model(config):
+    """The config's detector with seeded random weights (no pretrained file read), for tests of geometry and
+    layout rather than accuracy."""
+    import torch
+    from mmengine.config import Config
+
+    from mmdet.registry import MODELS
+    from mmdet.utils import register_all_modules
+    register_all_modules()
+    cfg = Config.fromfile(config)
+    cfg.model.backbone.init_cfg = None
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    return model
+
+
 @pytest.fixture(scope='session')
 def deepforest_small(tmp_path_factory):
     """4 train + 2 val tiles of the real DeepForest data (the wheel is fetched once into data/cache/)."""

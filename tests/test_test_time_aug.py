@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from test_detection_e2e import ROOT, data_options, deepforest_small, load_tool  # noqa: F401
+from test_detection_e2e import ROOT, data_options, deepforest_small, load_tool, seeded_random_model  # noqa: F401
 
 CONFIG = osp.join(ROOT, 'configs', 'demo', 'fcos_effnet-lite0_asl_deepforest.py')
 TILE = 400.0  # side of the deepforest_small tiles, in pixels
@@ -20,16 +20,7 @@ TILE = 400.0  # side of the deepforest_small tiles, in pixels
 @pytest.fixture(scope='module')
 def random_checkpoint(tmp_path_factory):
     """The demo model with seeded random weights (what the test compares is geometry, not accuracy)."""
-    from mmengine.config import Config
-
-    from mmdet.registry import MODELS
-    from mmdet.utils import register_all_modules
-    register_all_modules()
-    cfg = Config.fromfile(CONFIG)
-    cfg.model.backbone.init_cfg = None
-    torch.manual_seed(0)
-    model = MODELS.build(cfg.model)
-    model.init_weights()
+    model = seeded_random_model(CONFIG)
     path = str(tmp_path_factory.mktemp('tta') / 'random.pth')
     torch.save(dict(state_dict=model.state_dict(), meta=dict()), path)
     return path

@@ -15,7 +15,7 @@ from mmengine.hooks import Hook
 from mmengine.model import BaseTTAModel, is_model_wrapper
 from mmengine.registry import HOOKS
 
-__all__ = ['ChannelsLastHook', 'to_channels_last']
+__all__ = ['ChannelsLastHook', 'feed_channels_last', 'to_channels_last']
 
 
 def to_channels_last(data):
@@ -26,12 +26,27 @@ def to_channels_last(data):
     return {**data, 'inputs': inputs.contiguous(memory_format=torch.channels_last)}
 
 
+def feed_channels_last(model):
+    """Make ``model``'s data preprocessor return NHWC batches; returns the handle that undoes it (``.remove()``).
+
+    ``model`` may be wrapped (DDP, or a test-time augmentation model around the detector that preprocesses).
+    """
+    if is_model_wrapper(model):
+        model = model.module
+    if isinstance(model, BaseTTAModel):
+        model = model.module
+    preprocessor = getattr(model, 'data_preprocessor', None)
+    if not isinstance(preprocessor, torch.nn.Module):
+        raise TypeError(f'ChannelsLastHook needs a model with a data_preprocessor module; '
+                        f'{type(model).__name__} has {type(preprocessor).__name__}')
+    return preprocessor.register_forward_hook(lambda module, args, output: to_channels_last(output))
+
+
 @HOOKS.register_module()
 class ChannelsLastHook(Hook):
     """Convert every batch the model's data preprocessor returns to channels-last memory format.
 
-    Applies to training, validation and testing alike (one forward hook on ``model.data_preprocessor``,
-    registered once before the run).
+    Applies to training, validation and testing alike (``feed_channels_last`` once before the run).
     """
 
     priority = 'VERY_HIGH'
@@ -40,15 +55,8 @@ class ChannelsLastHook(Hook):
         self._handle = None
 
     def before_run(self, runner) -> None:
-        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-        if isinstance(model, BaseTTAModel):  # test-time augmentation: the wrapped detector preprocesses
-            model = model.module
-        preprocessor = getattr(model, 'data_preprocessor', None)
-        if not isinstance(preprocessor, torch.nn.Module):
-            raise TypeError(f'ChannelsLastHook needs a model with a data_preprocessor module; '
-                            f'{type(model).__name__} has {type(preprocessor).__name__}')
         if self._handle is None:
-            self._handle = preprocessor.register_forward_hook(lambda module, args, output: to_channels_last(output))
+            self._handle = feed_channels_last(runner.model)
 
     def after_run(self, runner) -> None:
         if self._handle is not None:

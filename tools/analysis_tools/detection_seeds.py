@@ -69,7 +69,7 @@ def mean_dp(work_dir, last=20):
 def write_probed_config(config, path):
     """Write ``path``: ``config`` with ``ProbabilityGapHook`` (Delta p every iteration) after its own hooks."""
     from mmengine.config import Config
-    hooks = [h.to_dict() if hasattr(h, 'to_dict') else dict(h) for h in Config.fromfile(config).get('custom_hooks', [])]
+    hooks = Config.fromfile(config).to_dict().get('custom_hooks', [])
     with open(path, 'w') as f:
         f.write(f"_base_ = '{config}'\ncustom_hooks = {hooks + [dict(type='ProbabilityGapHook')]!r}\n")
     return path

@@ -23,7 +23,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 from mmdet.registry import MODELS  # noqa: E402
 from mmdet.utils import register_all_modules  # noqa: E402
 
-from mmdet_asl.engine.channels_last_hook import to_channels_last  # noqa: E402
+from mmdet_asl.engine.channels_last_hook import feed_channels_last  # noqa: E402
 from tools.benchmarks.benchmark_fcos_iteration import real_batch, sync  # noqa: E402
 
 
@@ -47,7 +47,7 @@ def main():
     torch.manual_seed(0)
     models = {'NCHW': MODELS.build(copy.deepcopy(cfg.model)).to(args.device)}
     models['NHWC'] = copy.deepcopy(models['NCHW'])
-    models['NHWC'].data_preprocessor.register_forward_hook(lambda module, inputs, output: to_channels_last(output))
+    feed_channels_last(models['NHWC'])  # what ChannelsLastHook does before a run
     optims = {}
     for name, model in models.items():
         model.train()
