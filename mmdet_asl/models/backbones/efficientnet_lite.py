@@ -28,23 +28,31 @@ from .frozen_stages import FrozenStagesBackbone
 
 ARCHS = ('tf_efficientnet_lite0', 'tf_efficientnet_lite1', 'tf_efficientnet_lite2', 'tf_efficientnet_lite3',
          'tf_efficientnet_lite4', 'efficientnet_lite0')
-CONVERT_CMD = 'python tools/model_converters/efficientnet_lite_to_mmdet.py --out {}'
+CONVERT_CMD = 'python tools/model_converters/efficientnet_lite_to_mmdet.py'
 # Tensors of the ImageNet classifier that a converted file keeps and the backbone does not use.
 CLASSIFIER_PREFIXES = ('conv_head.', 'bn2.', 'classifier.')
 
 
-def read_converted_checkpoint(filename: str, prefix: Optional[str] = None) -> dict:
+def convert_command(filename: str, arch: str = 'tf_efficientnet_lite0') -> str:
+    """The command that writes ``filename`` with the ImageNet weights of ``arch``."""
+    arch_arg = '' if arch == 'tf_efficientnet_lite0' else f' --arch {arch}'
+    return f'{CONVERT_CMD}{arch_arg} --out {filename}'
+
+
+def read_converted_checkpoint(filename: str, prefix: Optional[str] = None,
+                              arch: str = 'tf_efficientnet_lite0') -> dict:
     """Read a converted EfficientNet-Lite checkpoint; errors name the file and the command that makes it.
 
     Args:
         filename (str): path written by ``tools/model_converters/efficientnet_lite_to_mmdet.py`` (or a detector
             checkpoint, with ``prefix='backbone.'``).
         prefix (str, optional): keep only keys with this prefix, stripped.
+        arch (str): the variant the file is for (named in the command an error suggests).
 
     Returns:
         dict: the state dict in timm's names.
     """
-    make = CONVERT_CMD.format(filename)
+    make = convert_command(filename, arch)
     if not osp.isfile(filename):
         raise FileNotFoundError(f'EfficientNet-Lite weights {filename} do not exist; make them with: {make}')
     try:
@@ -64,8 +72,7 @@ def read_converted_checkpoint(filename: str, prefix: Optional[str] = None) -> di
             raise KeyError(f'no key of {filename} starts with prefix {prefix!r}')
     if is_efficientnet_pytorch_layout(checkpoint):
         raise ValueError(f'{filename} is in the unconverted EfficientNet-PyTorch layout (_conv_stem, _blocks.N); '
-                         f'convert it with: python tools/model_converters/efficientnet_lite_to_mmdet.py '
-                         f'--src {filename} --out CONVERTED.pth')
+                         f'convert it with: {CONVERT_CMD} --src {filename} --arch {arch} --out CONVERTED.pth')
     return checkpoint
 
 
@@ -127,7 +134,7 @@ class EfficientNetLite(FrozenStagesBackbone):
 
     def load_pretrained(self, filename: str, prefix: Optional[str] = None) -> Tuple[list, list]:
         """Load a converted checkpoint; returns (missing, unexpected) keys, raises above ``max_mismatch``."""
-        state_dict = read_converted_checkpoint(filename, prefix)
+        state_dict = read_converted_checkpoint(filename, prefix, self.arch)
         state_dict = {k: v for k, v in state_dict.items() if not k.startswith(CLASSIFIER_PREFIXES)}
         own = self.state_dict()
         # Blocks past the last output level are not built; their tensors are expected extras.
@@ -137,7 +144,8 @@ class EfficientNetLite(FrozenStagesBackbone):
         if wrong_shape:
             raise ValueError(f'{filename}: {len(wrong_shape)} tensors do not fit {self.arch} '
                              f'(e.g. {wrong_shape[0]} {tuple(state_dict[wrong_shape[0]].shape)} vs '
-                             f'{tuple(own[wrong_shape[0]].shape)}); was it converted for another variant?')
+                             f'{tuple(own[wrong_shape[0]].shape)}); was it converted for another variant? Make one for '
+                             f'{self.arch} with: {convert_command(filename, self.arch)}')
         incompatible = self.load_state_dict(state_dict, strict=False)
         missing, unexpected = list(incompatible.missing_keys), list(incompatible.unexpected_keys)
         print_log(f'EfficientNetLite({self.arch}): loaded {len(state_dict) - len(unexpected)}/{len(own)} '
@@ -146,7 +154,7 @@ class EfficientNetLite(FrozenStagesBackbone):
         if len(missing) + len(unexpected) > self.max_mismatch * len(own):
             raise RuntimeError(f'{filename} does not fit EfficientNetLite({self.arch}): {len(missing)} missing '
                                f'(e.g. {missing[:3]}), {len(unexpected)} unexpected (e.g. {unexpected[:3]}) of '
-                               f'{len(own)} tensors; make a matching file with: {CONVERT_CMD.format(filename)}')
+                               f'{len(own)} tensors; make a matching file with: {convert_command(filename, self.arch)}')
         self._freeze_stages()
         return missing, unexpected
 
