@@ -68,10 +68,10 @@ def mean_dp(work_dir, last=20):
 
 def write_probed_config(config, path):
     """Write ``path``: ``config`` with ``ProbabilityGapHook`` (Delta p every iteration) after its own hooks."""
-    from mmengine.config import Config
-    hooks = Config.fromfile(config).to_dict().get('custom_hooks', [])
+    from mmdet_asl.utils.configs import custom_hooks_with
+    hooks = custom_hooks_with(config, dict(type='ProbabilityGapHook'))
     with open(path, 'w') as f:
-        f.write(f"_base_ = '{config}'\ncustom_hooks = {hooks + [dict(type='ProbabilityGapHook')]!r}\n")
+        f.write(f"_base_ = '{config}'\ncustom_hooks = {hooks!r}\n")
     return path
 
 

@@ -31,6 +31,9 @@ import numpy as np
 import torch
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, ROOT)
+from mmdet_asl.utils.configs import custom_hooks_with  # noqa: E402
+
 CONFIG = osp.join(ROOT, 'configs', 'multilabel', 'resnet18-w16_asl-adaptive-perclass_1xb64_fashion-canvas-longtail.py')
 DATA = osp.join(ROOT, 'data', 'fashion_canvas_longtail')
 
@@ -52,7 +55,8 @@ def write_config(path, loss, adaptive, dump_file, per_class_interval):
     hook = dict(type='ProbabilityGapHook', per_class_interval=per_class_interval)
     if adaptive is not None:
         hook['adaptive'] = adaptive
-    lines = [f'_base_ = {CONFIG!r}', f'model = dict(head=dict(loss={loss!r}))', f'custom_hooks = [{hook!r}]',
+    lines = [f'_base_ = {CONFIG!r}', f'model = dict(head=dict(loss={loss!r}))',
+             f'custom_hooks = {custom_hooks_with(CONFIG, hook)!r}',  # in place of the config's adaptive probe
              "val_evaluator = [dict(type='ASLMultiLabelMetric', thr=0.5, topk=3), "
              f"dict(type='DumpResults', out_file_path={dump_file!r})]", 'test_evaluator = val_evaluator']
     with open(path, 'w') as f:

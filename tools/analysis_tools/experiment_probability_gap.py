@@ -23,17 +23,20 @@ import sys
 import time
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, ROOT)
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
 from experiment_multilabel import last_metrics  # noqa: E402
 from plot_probabilities import read_curves  # noqa: E402
 
+from mmdet_asl.utils.configs import custom_hooks_with  # noqa: E402
+
 BASE = osp.join(ROOT, 'configs', 'multilabel', 'resnet18-w16_{}_1xb64_fashion-canvas.py')
 
 
 def write_config(path, base_loss, hook, loss_override=None):
-    lines = [f"_base_ = {BASE.format(base_loss)!r}",
-             f"custom_hooks = [{hook!r}]"]
+    base = BASE.format(base_loss)
+    lines = [f"_base_ = {base!r}", f"custom_hooks = {custom_hooks_with(base, hook)!r}"]
     if loss_override:
         lines.append(f"model = dict(head=dict(loss={loss_override!r}))")
     with open(path, 'w') as f:
