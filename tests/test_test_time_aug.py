@@ -1,6 +1,6 @@
-"""tools/test.py --tta (the demo configs' flip test-time augmentation, configs/demo/_base_/deepforest_tta.py):
-the flipped views' boxes are mapped back to the tile before they are merged, and a config without TTA
-settings is refused by name."""
+"""tools/test.py --tta (the demo configs' multi-scale flip test-time augmentation,
+configs/demo/_base_/deepforest_tta.py): the flipped and the enlarged views' boxes are mapped back to the tile
+before they are merged, and a config without TTA settings is refused by name."""
 import os
 import os.path as osp
 import pickle
@@ -26,10 +26,10 @@ def random_checkpoint(tmp_path_factory):
     return path
 
 
-def predictions(tmp_path, name, ckpt, root, extra=(), config=CONFIG):
+def predictions(tmp_path, name, ckpt, root, extra=(), config=CONFIG, options=()):
     out = str(tmp_path / f'{name}.pkl')
     load_tool('test').main([config, ckpt, '--work-dir', str(tmp_path / name), '--out', out, *extra,
-                            '--cfg-options', *data_options(root), 'model.test_cfg.score_thr=0.0'])
+                            '--cfg-options', *data_options(root), 'model.test_cfg.score_thr=0.0', *options])
     with open(out, 'rb') as f:
         return {osp.basename(p['img_path']): p['pred_instances'] for p in pickle.load(f)}
 
@@ -74,6 +74,30 @@ def test_tta_maps_flipped_views_back(deepforest_small, random_checkpoint, tmp_pa
         assert float(matched.median()) < 0.5, name
         unflipped = torch.cdist(got['bboxes'][order_got[:top]], ref['bboxes']).min(1).values
         assert float(unflipped.median()) > 2.0, name  # the check could tell a missing flip-back
+
+
+def test_tta_enlarged_view_maps_back_to_the_tile(deepforest_small, random_checkpoint, tmp_path):  # noqa: F811
+    """The 352 px view alone, through the TTA merge, gives the plain 352 px test's boxes in tile coordinates."""
+    plain = predictions(tmp_path, 'plain352', random_checkpoint, deepforest_small,
+                        options=['test_dataloader.dataset.pipeline.1.scale=(352,352)'])
+    only_352 = tmp_path / 'only_352.py'
+    only_352.write_text(
+        f"_base_ = {CONFIG!r}\n"
+        "tta_pipeline = [dict(type='LoadImageFromFile'), dict(type='TestTimeAug', transforms=[\n"
+        "    [dict(type='Resize', scale=(352, 352), keep_ratio=True)],\n"
+        "    [dict(type='RandomFlip', prob=0., direction='horizontal')],\n"
+        "    [dict(type='LoadAnnotations', with_bbox=True)],\n"
+        "    [dict(type='PackDetInputs', meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor',\n"
+        "                                          'flip', 'flip_direction'))]])]\n")
+    tta = predictions(tmp_path, 'tta352', random_checkpoint, deepforest_small, ['--tta'], str(only_352))
+    assert plain.keys() == tta.keys() and plain
+    for name, ref in plain.items():
+        got = tta[name]
+        order_ref, order_got = ref['scores'].argsort(descending=True), got['scores'].argsort(descending=True)
+        top = min(50, len(order_ref))
+        assert top > 0, name
+        torch.testing.assert_close(got['bboxes'][order_got[:top]], ref['bboxes'][order_ref[:top]], atol=0.05,
+                                   rtol=0)
 
 
 def test_tta_all_views_stay_in_the_tile(deepforest_small, random_checkpoint, tmp_path):  # noqa: F811

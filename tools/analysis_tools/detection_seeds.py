@@ -4,7 +4,7 @@
 Fine-tunes the demo configs (configs/demo/fcos_effnet-lite0_{focal,asl}_deepforest.py, identical but for
 loss_cls) once per seed and variant with tools/train.py, tests each checkpoint three times with tools/test.py,
 at the config's ``test_cfg.score_thr``, at 0.001 (a difference that vanishes at 0.001 is one of calibration,
-scores under the threshold, not of ranking) and with the config's flip test-time augmentation, and logs
+scores under the threshold, not of ranking) and with the config's test-time augmentation (``--tta``), and logs
 Delta p = p_t+ - p_t- of the head's classification loss (``ProbabilityGapHook``, probe only; paper Eq. 9-10).
 Variants:
 
@@ -43,7 +43,7 @@ VARIANTS = {
     'asl_a025': (ASL_CFG, ['model.bbox_head.loss_cls.clip=0.0', 'model.bbox_head.loss_cls.alpha=0.25']),
 }
 DEFAULT_VARIANTS = ['focal', 'asl_m0', 'asl_m005']
-# evaluation passes: the config's score_thr, score_thr 0.001, and the config's flip test-time augmentation
+# evaluation passes: the config's score_thr, score_thr 0.001, and the config's test-time augmentation
 EVALUATIONS = ('config', 0.001, 'tta')
 KEYS = ('AP', 'AP50')
 
@@ -109,7 +109,7 @@ def mean_sd(values):
 
 def table(results, variants):
     cols = [f'{k}@{t}' for t in EVALUATIONS for k in KEYS]
-    names = [f'{k} ({"flip TTA" if t == "tta" else f"thr {t}"})' for t in EVALUATIONS for k in KEYS]
+    names = [f'{k} ({"TTA" if t == "tta" else f"thr {t}"})' for t in EVALUATIONS for k in KEYS]
     lines = ['| variant | seeds | ' + ' | '.join(names) + ' | Δp (last 20 it.) | per-seed AP |',
              '|---|---|' + '---|' * (len(cols) + 2)]
     for v in variants:
