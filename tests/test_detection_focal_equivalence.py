@@ -72,3 +72,28 @@ def test_head_loss_asl_equals_focal(base):
     for (name, pf), (_, pa) in zip(focal_head.named_parameters(), asl_head.named_parameters()):
         if pf.grad is not None:
             torch.testing.assert_close(pa.grad, pf.grad, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_far_wrong_logits_keep_focal_gradient():
+    """Far outside the usual range (a positive at z = -40, a negative at z = +40) ASL's default (no floor in the
+    logs) still equals FocalLoss in value and gradient. The official implementation's floor (eps = 1e-8)
+    makes log p constant there instead: such an element's gradient all but vanishes, and a run whose
+    positives all fall below p = 1e-8 cannot recover (docs/detection.md)."""
+    register_all_modules()
+    z = torch.linspace(-40, 40, 161, dtype=torch.float64).reshape(-1, 1).repeat(1, 2)
+    labels = torch.tensor([i % 3 for i in range(z.shape[0])])  # 0, 1 and background (2)
+
+    def loss_and_grad(cfg):
+        logits = z.clone().requires_grad_(True)
+        loss = MODELS.build(cfg)(logits, labels, avg_factor=7.0)
+        loss.backward()
+        return loss.detach(), logits.grad
+
+    focal, focal_grad = loss_and_grad(FOCAL)
+    asl, asl_grad = loss_and_grad(ASL_AS_FOCAL)
+    torch.testing.assert_close(asl, focal, rtol=1e-12, atol=0)
+    torch.testing.assert_close(asl_grad, focal_grad, rtol=1e-9, atol=1e-15)
+    wrong_pos = (labels == 0) & (z[:, 0] < -20)  # column 0: positives of class 0 far below zero
+    assert bool(wrong_pos.any()) and bool((focal_grad[wrong_pos, 0] < -0.2 / 7).all())
+    _, floored_grad = loss_and_grad(dict(ASL_AS_FOCAL, eps=1e-8))
+    assert float(floored_grad[wrong_pos, 0].abs().max()) < 1e-8  # only the focusing weight's p-sized term

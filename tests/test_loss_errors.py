@@ -16,7 +16,7 @@ from mmdet_asl.ops.asl import asymmetric_loss, asymmetric_loss_single_label
     (dict(gamma_neg=-0.5), 'gamma_neg'),
     (dict(clip=-0.1), 'clip'),
     (dict(clip=1.0), 'clip'),
-    (dict(eps=0.0), 'eps'),
+    (dict(eps=1.0), 'eps'),
     (dict(eps=-1e-8), 'eps'),
     (dict(alpha=1.5), 'alpha'),
     (dict(focusing_grad='sometimes'), 'focusing_grad'),

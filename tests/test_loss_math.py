@@ -11,8 +11,8 @@ from mmdet_asl.ops.asl import asymmetric_loss, asymmetric_loss_reference
 MODES = ('full', 'detached')
 
 
-def formula_float64(z, y, gp, gn, m, eps=1e-8, alpha=None):
-    """Eq. 7 transcribed in float64, element-wise, with the eps floor inside the logs."""
+def formula_float64(z, y, gp, gn, m, eps=0.0, alpha=None):
+    """Eq. 7 transcribed in float64, element-wise; eps > 0 floors the logs as the official implementation."""
     z, y = z.double(), y.double()
     p = torch.sigmoid(z)
     p_m = torch.clamp(p - m, min=0)
@@ -288,3 +288,18 @@ def test_whole_number_gammas_are_products_that_match_pow():
     assert torch.equal(power(x, 0.0), torch.ones_like(x))
     assert torch.equal(power(x, 2.5), torch.pow(x, 2.5))
     assert torch.equal(power(x, torch.tensor(3.0)), torch.pow(x, torch.tensor(3.0)))
+
+
+def test_no_floor_stays_finite_with_an_adaptive_margin_of_zero():
+    """eps = 0 (no floor) with an adaptive m (a tensor) that reached 0: float32 rounds p_m to 1 for a very wrong
+    negative, and log(1 - p_m) must stay finite rather than become -inf (NaN gradient)."""
+    from mmdet_asl.ops.asl.function import apply_asymmetric_loss
+    from mmdet_asl.ops.asl.params import ASLParams
+    z = torch.tensor([[30.0, -30.0, 2.0]], requires_grad=True)
+    target = torch.tensor([[0.0, 1.0, 0.0]])
+    for clip in (torch.tensor(0.0), torch.zeros(3)):
+        z.grad = None
+        loss = apply_asymmetric_loss(z, target, params=ASLParams(1.0, 2.0, 0.0, 0.0), clip=clip, reduce=True)
+        loss.backward()
+        assert torch.isfinite(loss) and bool(torch.isfinite(z.grad).all())
+        assert float(z.grad[0, 1]) < -0.9  # the far-wrong positive keeps its full gradient (no floor)

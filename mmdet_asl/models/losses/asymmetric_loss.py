@@ -31,7 +31,10 @@ class AsymmetricLoss(nn.Module):
         gamma_pos (float): gamma+, focusing of positives. Default 0.
         gamma_neg (float): gamma-, focusing of negatives. Default 4.
         clip (float): probability margin m in [0, 1) (Eq. 5). Default 0.05.
-        eps (float): floor of the probabilities inside the logs. Default 1e-8.
+        eps (float): floor of the probabilities inside the logs, in [0, 1). Default 0: no floor, every
+            element keeps its gradient (as FocalLoss). 1e-8 reproduces the official implementation, whose
+            floor zeroes the gradient of a positive with p < 1e-8 (and, with m = 0, of a negative with
+            p > 1 - 1e-8).
         alpha (float, optional): static weighting, alpha for positives and 1 - alpha for negatives
             (FocalLoss's alpha; the paper's "FL + linear weighting"). Default None (no weighting).
         focusing_grad (str): 'full' (gradient through the focusing weight, Eq. 8) or 'detached'.
@@ -66,7 +69,7 @@ class AsymmetricLoss(nn.Module):
                  gamma_pos: float = 0.0,
                  gamma_neg: float = 4.0,
                  clip: float = 0.05,
-                 eps: float = 1e-8,
+                 eps: float = 0.0,
                  alpha: Optional[float] = None,
                  focusing_grad: str = 'full',
                  reduction: str = 'mean',

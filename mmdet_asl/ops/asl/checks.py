@@ -54,7 +54,7 @@ def check_params(params: ASLParams) -> ASLParams:
     if isinstance(params.clip, bool) or not isinstance(params.clip, Real):
         raise TypeError(f'clip (the probability margin m) must be a real number, got {params.clip!r}')
     clip = check_real('clip (the probability margin m)', params.clip, 0.0, 1.0, high_open=True)
-    eps = check_real('eps', params.eps, 0.0, 1.0, low_open=True, high_open=True)
+    eps = check_real('eps', params.eps, 0.0, 1.0, high_open=True)
     alpha = None if params.alpha is None else check_real('alpha', params.alpha, 0.0, 1.0)
     if params.focusing_grad not in FOCUSING_GRAD_MODES:
         raise ValueError(f'focusing_grad must be one of {FOCUSING_GRAD_MODES}, got {params.focusing_grad!r}')

@@ -200,7 +200,7 @@ def apply_asymmetric_loss(logits: Tensor,
 
 
 def asymmetric_loss(logits: Tensor, target: Tensor, weight: Optional[Tensor] = None, gamma_pos: float = 0.0,
-                    gamma_neg=4.0, clip: float = 0.05, eps: float = 1e-8, alpha: Optional[float] = None,
+                    gamma_neg=4.0, clip: float = 0.05, eps: float = 0.0, alpha: Optional[float] = None,
                     focusing_grad: str = 'full', reduce: bool = False, scale=None, return_probe: bool = False,
                     impl: str = 'eager', validate: bool = True):
     """:func:`apply_asymmetric_loss` with the hyper-parameters and options as keywords. ``gamma_neg`` may

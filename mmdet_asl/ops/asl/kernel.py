@@ -116,15 +116,17 @@ def positive_term(parts: SigmoidParts, gamma_pos: float, params: ASLParams, need
     loss+ = -q^g+ log p, with dq/dz = -pq and d(log p)/dz = q:
       full:      d/dz = -q^g+ (q - g+ p log p)
       detached:  d/dz = -q^g+ q          (the weight q^g+ held constant)
-    log p is floored at log(eps); where the floor is active its derivative is 0.
+    With eps > 0, log p is floored at log(eps) and where the floor is active its derivative is 0 (the
+    official implementation's clamp); with eps = 0 log p is the exact log-sigmoid.
     """
-    log_eps = math.log(params.eps)
-    log_p = torch.clamp(parts.log_p, min=log_eps)
+    floored = params.eps > 0
+    log_eps = math.log(params.eps) if floored else None
+    log_p = torch.clamp(parts.log_p, min=log_eps) if floored else parts.log_p
     weight = power(parts.q, gamma_pos)
     loss = -weight * log_p
     if not need_grad:
         return loss, None
-    slope = torch.where(parts.log_p > log_eps, parts.q, 0.0)
+    slope = torch.where(parts.log_p > log_eps, parts.q, 0.0) if floored else parts.q
     if params.focusing_grad == 'full':
         slope = slope - gamma_pos * parts.p * log_p
     return loss, -weight * slope
@@ -141,9 +143,14 @@ def negative_term(parts: SigmoidParts, gamma_neg, params: ASLParams, need_grad: 
     at m = 0 too).
     """
     clip = params.clip if clip is None else clip
-    margin, log_eps = _has_margin(clip), math.log(params.eps)
-    # 1 - p_m >= m: with a float m > eps the floor at log(eps) is never reached (no clamp, no mask).
-    floored = not (isinstance(clip, float) and clip > params.eps)
+    margin = _has_margin(clip)
+    # 1 - p_m >= m: with a float m > eps the floor at log(eps) is never reached (no clamp, no mask). With
+    # eps = 0 only a tensor m (adaptive, possibly 0) needs one: p_m rounds to 1 in float32 for z > ~16.6, and
+    # log(1 - p_m) is floored at the dtype's smallest normal number instead of becoming -inf.
+    if params.eps > 0:
+        floored, log_eps = not (isinstance(clip, float) and clip > params.eps), math.log(params.eps)
+    else:
+        floored, log_eps = isinstance(clip, Tensor), math.log(torch.finfo(parts.p.dtype).tiny)
     p, q, p_m = parts.p, parts.q, parts.p_m
     log_1m_pm = torch.clamp(parts.log_1m_pm, min=log_eps) if floored else parts.log_1m_pm
     weight = power(p_m, gamma_neg)

@@ -14,14 +14,17 @@ class ASLParams(NamedTuple):
         gamma_neg: focusing exponent gamma- of negatives (>= 0). A value that changes every iteration
             (the adaptive asymmetry of Eq. 11) is passed to the loss as a tensor instead.
         clip: probability margin m in [0, 1) (Eq. 5).
-        eps: floor of the probabilities inside the logarithms, in (0, 1).
+        eps: floor of the probabilities inside the logarithms, in [0, 1). 0: no floor (the logarithms are
+            log-sigmoids, finite for every finite logit, and every element keeps its gradient). A floor
+            eps > 0 is the official implementation's ``clamp(min=eps)``: where it is active (a positive with
+            p < eps, or with m = 0 a negative with 1 - p < eps) the loss is constant and its gradient 0.
         alpha: optional static weighting, alpha for positives, 1 - alpha for negatives.
         focusing_grad: 'full' (differentiate through the focusing weights, Eq. 8) or 'detached'.
     """
     gamma_pos: float = 0.0
     gamma_neg: float = 4.0
     clip: float = 0.05
-    eps: float = 1e-8
+    eps: float = 0.0
     alpha: Optional[float] = None
     focusing_grad: str = 'full'
 

@@ -14,7 +14,7 @@ def asymmetric_loss_reference(logits: Tensor,
                               gamma_pos: float = 0.0,
                               gamma_neg=4.0,
                               clip: float = 0.05,
-                              eps: float = 1e-8,
+                              eps: float = 0.0,
                               alpha: Optional[float] = None,
                               focusing_grad: str = 'full') -> Tensor:
     """Element-wise ASL, Eq. 7, for (N, C) logits and dense (N, C) targets y in [0, 1].
@@ -22,7 +22,8 @@ def asymmetric_loss_reference(logits: Tensor,
     ``gamma_neg`` may be a float, a 0-dim tensor or a (C,) tensor (one gamma- per class). ``alpha``
     weights positives by alpha and negatives by 1 - alpha (the paper's "FL + linear weighting").
     ``focusing_grad='detached'`` holds the focusing weights constant under differentiation (the
-    official repository's default); ``'full'`` differentiates through them (Eq. 8).
+    official repository's default); ``'full'`` differentiates through them (Eq. 8). ``eps > 0`` floors the
+    arguments of the logarithms as the official implementation does (``eps = 0``: no floor).
     """
     p = torch.sigmoid(logits)
     p_m = torch.clamp(p - clip, min=0)                                   # Eq. 5: the shifted probability
