@@ -151,3 +151,15 @@ def test_herbarium_config_trains_one_step(kind, tmp_path):
     runner.train()
     assert runner.iter == 1 and not torch.equal(before, runner.model.head.fc.weight)
     assert type(runner.model.head.loss_module).__name__ == LOSS_TYPES[kind].split('.')[-1]
+
+
+def test_single_label_far_wrong_target_keeps_its_gradient():
+    """Default eps = 0: a target class 40 logits below the others keeps the cross-entropy gradient p_t - 1;
+    the official floor (eps = 1e-8) leaves it none."""
+    from mmdet_asl.ops.asl import asymmetric_loss_single_label
+    for eps, expected in ((0.0, -1.0), (1e-8, 0.0)):
+        z = torch.tensor([[-40.0, 0.0, 0.0]], dtype=torch.float64, requires_grad=True)
+        loss = asymmetric_loss_single_label(z, torch.tensor([0]), gamma_pos=0.0, gamma_neg=4.0, eps=eps)
+        loss.sum().backward()
+        assert torch.isfinite(loss).all() and torch.isfinite(z.grad).all()
+        assert float(z.grad[0, 0]) == pytest.approx(expected, abs=1e-6)

@@ -14,7 +14,7 @@ def asymmetric_loss_single_label(logits: Tensor,
                                  gamma_pos: float = 0.0,
                                  gamma_neg: float = 4.0,
                                  clip: float = 0.0,
-                                 eps: float = 1e-8) -> Tensor:
+                                 eps: float = 0.0) -> Tensor:
     """Per-sample single-label ASL.
 
     With p = softmax(z) over the C classes, the target class t contributes -(1 - p_t)^g+ log p_t and
@@ -23,6 +23,10 @@ def asymmetric_loss_single_label(logits: Tensor,
     smoothing mass), gamma- here down-weights the easy non-target classes directly. With
     gamma_pos = gamma_neg = 0 and m = 0 it is softmax cross-entropy plus the sum over the non-target
     classes c of -log(1 - p_c).
+
+    ``eps > 0`` floors the logarithms as the official implementation does (the floored elements lose their
+    gradient); with ``eps = 0`` log p_t is the exact log-softmax, and log(1 - p_m) is floored only where
+    1 - p_m rounds to 0 (at the dtype's smallest normal number).
 
     Args:
         logits: (N, C). labels: (N,) integer class indices in [0, C).
@@ -43,10 +47,12 @@ def asymmetric_loss_single_label(logits: Tensor,
     if logits.numel() and not bool(torch.isfinite(logits).all()):
         raise ValueError(f'logits contain {int((~torch.isfinite(logits)).sum())} non-finite value(s)')
     z = logits.to(torch.float64 if logits.dtype == torch.float64 else torch.float32)
-    log_p = torch.clamp(torch.log_softmax(z, dim=1), min=math.log(eps))
+    log_floor = math.log(eps) if eps > 0 else math.log(torch.finfo(z.dtype).tiny)
+    log_p = torch.log_softmax(z, dim=1)
+    log_p = torch.clamp(log_p, min=log_floor) if eps > 0 else log_p
     p = log_p.exp()
     y = F.one_hot(labels, num_classes).to(z.dtype)
     loss_pos = -torch.pow(1 - p, gamma_pos) * log_p
     p_m = torch.clamp(p - clip, min=0.0)
-    loss_neg = -torch.pow(p_m, gamma_neg) * torch.clamp(torch.log1p(-p_m), min=math.log(eps))
+    loss_neg = -torch.pow(p_m, gamma_neg) * torch.clamp(torch.log1p(-p_m), min=log_floor)
     return torch.lerp(loss_neg, loss_pos, y).sum(dim=1)
