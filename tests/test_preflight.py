@@ -87,3 +87,47 @@ def test_dataset_keys_of_the_multilabel_datasets(tmp_path):
     nus['split_mode'] = 'official'  # the official split lists are used instead of image_list
     assert {k for k, _, _ in missing_config_files(cfg, ('train', ))} == {
         'train_dataloader.dataset.dataset.concepts_file', 'train_dataloader.dataset.dataset.img_prefix'}
+
+
+def _fresh(config, **options):
+    cfg = Config.fromfile(osp.join(ROOT, 'configs', config))
+    cfg.merge_from_dict(options)
+    return cfg
+
+
+def test_converter_outputs_point_to_their_converter(tmp_path):
+    """Data that a tools/dataset_converters/ script makes names that script, not the MS-COCO download."""
+    root = str(tmp_path / 'fashion_canvas') + '/'
+    cfg = _fresh('multilabel/resnet18-w16_asl_1xb64_fashion-canvas.py',
+                 **{'train_dataloader.dataset.data_root': root, 'val_dataloader.dataset.data_root': root})
+    with pytest.raises(MissingFilesError) as info:
+        check_config_files(cfg)
+    message = str(info.value)
+    assert root + 'annotations/instances_train.json' in message
+    assert 'how to get it: python tools/dataset_converters/make_fashion_canvases.py' in message
+    assert 'cocodataset.org' not in message
+    root = str(tmp_path / 'deepforest') + '/'
+    cfg = _fresh('demo/fcos_effnet-lite0_asl_deepforest.py', **{
+        'train_dataloader.dataset.data_root': root, 'val_dataloader.dataset.data_root': root,
+        'val_evaluator.ann_file': str(tmp_path / 'copy' / 'deepforest' / 'annotations' / 'val.json'),
+        'model.backbone.init_cfg.checkpoint': str(tmp_path / 'lite0.pth')})
+    howto = {key: h for key, _, h in missing_config_files(cfg)}  # (the evaluator's file is another copy)
+    assert howto['val_evaluator.ann_file'].startswith('python tools/dataset_converters/prepare_deepforest.py')
+    assert howto['train_dataloader.dataset.ann_file'] == howto['val_evaluator.ann_file']
+
+
+def test_efficientnet_weights_point_to_the_converter(tmp_path):
+    path = str(tmp_path / 'lite0.pth')
+    cfg = _fresh('demo/fcos_effnet-lite0_asl_deepforest.py', **{'model.backbone.init_cfg.checkpoint': path})
+    howto = {key: h for key, _, h in missing_config_files(cfg)}['model.backbone.init_cfg.checkpoint']
+    assert howto.startswith('python tools/model_converters/efficientnet_lite_to_mmdet.py --arch '
+                            f'tf_efficientnet_lite0 --out {path} ')
+    assert 'timm.create_model' not in howto
+    # without an explicit arch the backbone's default variant (Lite0) is converted
+    cfg.model.backbone.pop('arch')
+    howto = {key: h for key, _, h in missing_config_files(cfg)}['model.backbone.init_cfg.checkpoint']
+    assert '--arch tf_efficientnet_lite0' in howto
+    cfg = _fresh('demo/fcos_effnet-lite0_asl_deepforest.py', **{'model.backbone.init_cfg': None,
+                                                                 'load_from': str(tmp_path / 'epoch_60.pth')})
+    howto = {key: h for key, _, h in missing_config_files(cfg)}['load_from']
+    assert 'CHECKPOINT argument of tools/test.py' in howto

