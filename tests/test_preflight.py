@@ -1,5 +1,6 @@
 """tools/train.py checks every data and weight file of a config before building the Runner and reports all
 missing ones at once, with how to obtain each."""
+import json
 import os
 import os.path as osp
 import subprocess
@@ -44,7 +45,8 @@ def test_flagship_lists_all_missing_files_with_how_to_get_them(tmp_path):
     for sub in ('annotations', 'train2017', 'val2017'):
         os.makedirs(root + sub, exist_ok=True)
     for name in ('instances_train2017.json', 'instances_val2017.json'):
-        open(root + 'annotations/' + name, 'w').close()
+        with open(root + 'annotations/' + name, 'w') as f:
+            json.dump(dict(info={}, images=[], annotations=[], categories=[dict(id=1, name='person')]), f)
     assert [key for key, _, _ in missing_config_files(cfg)] == ['model.backbone.init_cfg.checkpoint']
     cfg.model.backbone.init_cfg = None
     check_config_files(cfg)

@@ -20,6 +20,7 @@ from mmengine.logging import MMLogger
 from mmpretrain.datasets import VOC, MultiLabelDataset
 from mmpretrain.registry import DATASETS
 
+from ..utils.preflight import coco_file_problems
 from .checks import DatasetFileError, NamedSampleErrors, check_files, read_json, read_lines, require_samples
 from .nus_wide import NUS_WIDE_LAYOUT, NUSWIDEMultiLabel  # noqa: F401  (re-exported)
 from .open_images import OPEN_IMAGES_LAYOUT, OpenImagesPartialLabel  # noqa: F401  (re-exported)
@@ -44,29 +45,17 @@ data/VOC2007/            (VOCtrainval_06-Nov-2007 + VOCtest_06-Nov-2007, merged)
 COCO_EXPECTED = 'a COCO instances JSON object with "images", "annotations" and "categories" lists'
 
 
-def _coco_tables(name: str, path: str, data: dict):
-    """Validate a COCO instances dict: category ids unique, every annotation's image and category known."""
-    for key in ('images', 'annotations', 'categories'):
-        if not isinstance(data.get(key), list):
-            raise DatasetFileError(f'{name}: {path} has no "{key}" list; expected {COCO_EXPECTED}')
-    if not data['categories']:
-        raise DatasetFileError(f'{name}: {path} has an empty "categories" list; expected at least one category')
-    cats = {}
-    for i, cat in enumerate(data['categories']):
-        if cat.get('id') in cats:
-            raise DatasetFileError(f'{name}: {path} categories[{i}] repeats category id {cat.get("id")} '
-                                   f'({cats[cat.get("id")]!r} and {cat.get("name")!r}); expected unique ids')
-        cats[cat.get('id')] = cat.get('name')
-    images = {img.get('id'): img for img in data['images']}
+def _coco_tables(name: str, path: str, data: dict, image_dir: str, root: Optional[str]):
+    """Validate a COCO instances dict (see :func:`~mmdet_asl.utils.preflight.coco_file_problems`: unique
+    integer category ids, unique image ids, a file_name for every image inside ``root``, every annotation's
+    image and category known) and index it."""
+    problems = coco_file_problems(data, image_dir, root)
+    if problems:
+        raise DatasetFileError(f'{name}: {path} ' + f'\n{name}: {path} '.join(problems))
+    cats = {cat['id']: cat.get('name') for cat in data['categories']}
+    images = {img['id']: img for img in data['images']}
     per_image = {}
-    for i, ann in enumerate(data['annotations']):
-        if ann.get('category_id') not in cats:
-            raise DatasetFileError(
-                f'{name}: {path} annotations[{i}] (id {ann.get("id")}, image_id {ann.get("image_id")}) has '
-                f'category_id {ann.get("category_id")!r}, which is not among the categories {sorted(cats)}')
-        if ann.get('image_id') not in images:
-            raise DatasetFileError(f'{name}: {path} annotations[{i}] (id {ann.get("id")}) has image_id '
-                                   f'{ann.get("image_id")!r}, which is not among the images')
+    for ann in data['annotations']:
         per_image.setdefault(ann['image_id'], set()).add(ann['category_id'])
     return cats, images, per_image
 
@@ -88,12 +77,15 @@ class CocoMultiLabel(NamedSampleErrors, MultiLabelDataset):
         data_root (str): dataset root.
         data_prefix (str | dict): image folder, e.g. ``'train2014'`` or ``dict(img_path='train2014')``.
         drop_empty (bool): drop images without annotations. Default True.
+        allow_outside_data_root (bool): read images whose ``file_name`` leads outside ``data_root`` (outside
+            the image folder when ``data_root`` is empty). Default False.
         **kwargs: other :class:`mmpretrain.datasets.BaseDataset` arguments (``pipeline``, ``test_mode`` ...).
     """
 
     def __init__(self, ann_file: str, data_root: str = '', data_prefix='', drop_empty: bool = True,
-                 metainfo: Optional[dict] = None, **kwargs):
+                 metainfo: Optional[dict] = None, allow_outside_data_root: bool = False, **kwargs):
         self.drop_empty = drop_empty
+        self.allow_outside_data_root = allow_outside_data_root
         if isinstance(data_prefix, str):
             data_prefix = dict(img_path=data_prefix)
         super().__init__(ann_file=ann_file, data_root=data_root, data_prefix=data_prefix, metainfo=metainfo,
@@ -103,7 +95,9 @@ class CocoMultiLabel(NamedSampleErrors, MultiLabelDataset):
         name = type(self).__name__
         img_dir = self.data_prefix.get('img_path', '')
         check_files(name, [self.ann_file] + ([img_dir] if img_dir else []), COCO_LAYOUT)
-        cats, images, per_image = _coco_tables(name, self.ann_file, read_json(name, self.ann_file, COCO_EXPECTED))
+        root = None if self.allow_outside_data_root else (self.data_root or img_dir or '.')
+        cats, images, per_image = _coco_tables(name, self.ann_file, read_json(name, self.ann_file, COCO_EXPECTED),
+                                               img_dir, root)
         cat_ids = sorted(cats)
         if self._metainfo.get('classes') is None:
             self._metainfo['classes'] = tuple(cats[c] for c in cat_ids)
