@@ -1,4 +1,4 @@
 from .backbones import *  # noqa
-from .losses import AsymmetricLoss
+from .losses import AsymmetricLoss, AsymmetricQualityFocalLoss, AsymmetricVarifocalLoss
 
-__all__ = ['AsymmetricLoss']
+__all__ = ['AsymmetricLoss', 'AsymmetricQualityFocalLoss', 'AsymmetricVarifocalLoss']

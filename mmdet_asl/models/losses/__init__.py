@@ -1,3 +1,5 @@
 from .asymmetric_loss import AsymmetricLoss
+from .asymmetric_quality_focal_loss import AsymmetricQualityFocalLoss
+from .asymmetric_varifocal_loss import AsymmetricVarifocalLoss
 
-__all__ = ['AsymmetricLoss']
+__all__ = ['AsymmetricLoss', 'AsymmetricQualityFocalLoss', 'AsymmetricVarifocalLoss']

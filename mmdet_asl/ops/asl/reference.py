@@ -6,6 +6,7 @@ differentiated by autograd; nothing here is tuned for speed.
 from typing import Optional, Tuple
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 
@@ -78,3 +79,84 @@ def probability_gap(sums: Tensor) -> Tuple[float, float, float]:
     pt_pos = s[0] / s[1] if s[1] > 0 else float('nan')
     pt_neg = s[2] / s[3] if s[3] > 0 else float('nan')
     return pt_pos, pt_neg, pt_pos - pt_neg
+
+
+def focusing_weight(base: Tensor, gamma: float) -> Tensor:
+    """``base ** gamma`` for ``base >= 0``, with the limit's zero gradient where ``base == 0``.
+
+    ``torch.pow`` differentiates 0 ** gamma (0 < gamma < 1) to inf, and the chain rule then multiplies that by
+    the zero gradient the other factor sends, giving NaN; the product weight * BCE has zero gradient there.
+    """
+    nonzero = base > 0
+    safe = torch.where(nonzero, base, torch.ones_like(base))
+    return torch.where(nonzero, safe**gamma, torch.full_like(base, 1.0 if gamma == 0 else 0.0))
+
+
+def quality_asymmetric_loss_reference(pred: Tensor,
+                                      quality: Tensor,
+                                      positive: Tensor,
+                                      gamma_pos: float = 2.0,
+                                      gamma_neg: float = 2.0,
+                                      clip: float = 0.0,
+                                      activated: bool = False) -> Tensor:
+    """Element-wise asymmetric quality focal loss for (N, C) scores, (N, C) qualities q and an (N, C) mask of
+    positive slots.
+
+    Quality Focal Loss (Li et al., NeurIPS 2020, Eq. 5) with ASL's asymmetry (Eq. 5 and 7), with sigma the
+    predicted probability and sigma_m = max(sigma - m, 0)::
+
+        negative slot:               -sigma_m ** gamma_neg * log(1 - sigma_m)
+        positive slot of quality q:  -|q - sigma| ** gamma_pos * (q log(sigma) + (1 - q) log(1 - sigma))
+
+    With q = 1 the positive term is Eq. 7's L+; with gamma_pos = gamma_neg = beta and m = 0 the loss is
+    QFL(beta), computed with the same PyTorch functions as MMDetection's ``quality_focal_loss*``.
+    ``activated``: ``pred`` holds probabilities and the cross-entropies are ``F.binary_cross_entropy`` (its
+    logs floored at -100); otherwise ``pred`` holds logits (``F.binary_cross_entropy_with_logits``).
+    """
+    if activated:
+        p = pred
+        bce = F.binary_cross_entropy
+    else:
+        p = torch.sigmoid(pred)
+        bce = F.binary_cross_entropy_with_logits
+    p_m = torch.clamp(p - clip, min=0)                                           # Eq. 5
+    if clip == 0:
+        ce_neg = bce(pred, torch.zeros_like(pred), reduction='none')             # -log(1 - sigma)
+    elif activated:
+        ce_neg = F.binary_cross_entropy(p_m, torch.zeros_like(p_m), reduction='none')
+    else:
+        ce_neg = -torch.log1p(-p_m)                                              # 1 - sigma_m >= m > 0
+    l_neg = focusing_weight(p_m, gamma_neg) * ce_neg                             # Eq. 7: L-
+    l_pos = focusing_weight((quality - p).abs(), gamma_pos) * bce(pred, quality, reduction='none')  # QFL, Eq. 5
+    return torch.where(positive, l_pos, l_neg)
+
+
+def varifocal_asymmetric_loss_reference(logits: Tensor,
+                                        target: Tensor,
+                                        alpha: float = 0.75,
+                                        gamma_neg: float = 2.0,
+                                        clip: float = 0.0,
+                                        iou_weighted: bool = True) -> Tensor:
+    """Element-wise asymmetric varifocal loss for (N, C) logits and dense (N, C) IoU targets q.
+
+    Varifocal Loss (Zhang et al., CVPR 2021, Eq. 2) with ASL's probability margin on the negatives (Eq. 5 and 7),
+    p_m = max(p - m, 0)::
+
+        positive slot (q > 0):   -q * (q log(p) + (1 - q) log(1 - p))     (without the leading q if not iou_weighted)
+        negative slot (q <= 0):  -alpha * p_m ** gamma_neg * log(1 - p_m)
+
+    VFL is already asymmetric (no focusing of positives, gamma+ = 0); with m = 0 this is ``varifocal_loss``,
+    computed with the same PyTorch functions.
+    """
+    p = torch.sigmoid(logits)
+    target = target.type_as(logits)
+    positive = target > 0
+    ce = F.binary_cross_entropy_with_logits(logits, target, reduction='none')
+    l_pos = ce * (target if iou_weighted else 1.0)
+    if clip == 0:
+        # VFL's negative weight |p - q|^gamma, q <= 0 (q = 0 in every MMDetection head)
+        l_neg = alpha * focusing_weight((p - target).abs(), gamma_neg) * ce
+    else:
+        p_m = torch.clamp(p - clip, min=0)                                       # Eq. 5
+        l_neg = alpha * focusing_weight(p_m, gamma_neg) * -torch.log1p(-p_m)     # Eq. 7: L-
+    return torch.where(positive, l_pos, l_neg)
