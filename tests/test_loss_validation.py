@@ -123,3 +123,53 @@ def test_import_without_mmpretrain():
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.split()[-1] == 'ProbabilityGapHook'
+
+
+@pytest.mark.parametrize('impl', ['eager', 'compiled'])
+@pytest.mark.parametrize('value', [-1e-7, -1.1e-7])
+def test_tensor_avg_factor_just_below_zero_is_refused(impl, value):
+    """avg_factor must be >= 0 (the loss's documented range); a tensor in (-eps, 0), eps = 1.19e-7 the
+    float32 epsilon added to it, still gives a positive scale 1 / (avg_factor + eps) and must be refused
+    by value, as the float -1e-7 is."""
+    z, labels = torch.randn(4, 3), torch.tensor([0, 1, 3, 2])
+    loss = AsymmetricLoss(gamma_pos=1.0, gamma_neg=2.0, clip=0.0, impl=impl)
+    with pytest.raises(ValueError, match='avg_factor'):
+        loss(z, labels, avg_factor=value)
+    with pytest.raises(ValueError, match='avg_factor'):
+        loss(z, labels, avg_factor=torch.tensor(value))
+    # 0 and -0.0 are allowed (all-background batches): the divisor is then eps
+    expected = loss(z, labels, reduction_override='sum') / torch.finfo(torch.float32).eps
+    for zero in (0.0, -0.0):
+        torch.testing.assert_close(loss(z, labels, avg_factor=torch.tensor(zero)), expected, rtol=1e-6, atol=0)
+
+
+@pytest.mark.parametrize('num_classes,length', [(1, 2), (3, 2), (2, 3)])
+@pytest.mark.parametrize('impl', ['eager', 'compiled'])
+def test_per_class_gamma_neg_or_clip_of_the_wrong_length_is_refused(num_classes, length, impl):
+    """A (K,) gamma- or m with K != C: with C = 1 a (2,) tensor would broadcast the (N, 1) loss to (N, 2)."""
+    z = torch.randn(4, num_classes)
+    targets = (torch.zeros(4, num_classes), torch.tensor([0, num_classes, 0, num_classes]))
+    wrong = torch.linspace(1.0, 3.0, length)
+    msg = rf'per class has {length} entries, but pred \(logits\) has C = {num_classes} classes'
+    for target in targets:
+        with pytest.raises(ValueError, match='gamma_neg ' + msg):
+            asymmetric_loss(z, target, gamma_neg=wrong, impl=impl)
+        loss = AsymmetricLoss(reduction='none', impl=impl)
+        loss.gamma_neg = wrong
+        with pytest.raises(ValueError, match='gamma_neg ' + msg):
+            loss(z, target)
+        loss = AsymmetricLoss(reduction='none', impl=impl)
+        loss.clip = wrong / 10
+        with pytest.raises(ValueError, match=r'clip \(the probability margin m\) ' + msg):
+            loss(z, target)
+    # the right length passes, and the loss keeps its (N, C) shape
+    loss = AsymmetricLoss(reduction='none', impl=impl)
+    loss.gamma_neg = torch.linspace(1.0, 3.0, num_classes)
+    assert loss(z, targets[0]).shape == (4, num_classes)
+
+
+@pytest.mark.parametrize('name', ['gamma_neg', 'clip'])
+def test_two_dim_gamma_neg_or_clip_names_the_attribute_and_the_shapes(name):
+    loss = AsymmetricLoss()
+    with pytest.raises(ValueError, match=rf'{name}.*0-dim tensor or a \(C,\) tensor.*shape \(2, 2\)'):
+        setattr(loss, name, torch.full((2, 2), 0.1))

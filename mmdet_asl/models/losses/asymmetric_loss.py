@@ -118,6 +118,9 @@ class AsymmetricLoss(nn.Module):
 
     @gamma_neg.setter
     def gamma_neg(self, value) -> None:
+        if isinstance(value, Tensor) and value.dim() > 1:
+            raise ValueError(f'gamma_neg must be a number, a 0-dim tensor or a (C,) tensor (one per class), got '
+                             f'a tensor of shape {tuple(value.shape)}')
         if isinstance(value, Tensor) and value.dim() == 1:
             if not value.is_floating_point() or not bool(torch.isfinite(value).all() & (value >= 0).all()):
                 raise ValueError(f'gamma_neg per class must be a finite floating tensor >= 0, got {value}')
@@ -136,6 +139,9 @@ class AsymmetricLoss(nn.Module):
 
     @clip.setter
     def clip(self, value) -> None:
+        if isinstance(value, Tensor) and value.dim() > 1:
+            raise ValueError(f'clip (the margin m) must be a number, a 0-dim tensor or a (C,) tensor (one per '
+                             f'class), got a tensor of shape {tuple(value.shape)}')
         if isinstance(value, Tensor) and value.dim() == 1:
             if not value.is_floating_point() or not bool(((value >= 0) & (value < 1)).all()):
                 raise ValueError(f'clip (the margin m) per class must be a floating tensor in [0, 1), got {value}')
@@ -205,6 +211,10 @@ class AsymmetricLoss(nn.Module):
         if reduction == 'mean' and avg_factor is not None:
             # As mmdet's weight_reduce_loss: eps keeps avg_factor = 0 from dividing by zero.
             scale = self.loss_weight / (avg_factor + torch.finfo(torch.float32).eps)
+            if isinstance(avg_factor, Tensor) and self.options.validate:
+                # avg_factor in (-eps, 0) would still give a positive scale: a NaN scale is refused by the
+                # value check, in the same host synchronisation as the other values.
+                scale = torch.where(avg_factor >= 0, scale, torch.nan)
         loss = apply_asymmetric_loss(
             pred, target, weight, self.params, self.options,
             gamma_neg=self.gamma_neg_buffer if self.gamma_neg_dynamic else None, reduce=reduction != 'none',

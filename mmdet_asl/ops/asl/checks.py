@@ -46,6 +46,15 @@ def check_gamma_neg(value) -> None:
     check_real('gamma_neg', value, low=0.0)
 
 
+def check_per_class_length(name: str, value, num_classes: int) -> None:
+    """A (C,) per-class ``value`` (gamma- or the margin m) needs one entry per class of pred: a (2,) gamma-
+    on C = 1 would otherwise broadcast the (N, 1) loss to (N, 2). Numbers and 0-dim tensors are shared by
+    all classes."""
+    if isinstance(value, Tensor) and value.dim() == 1 and value.shape[0] != num_classes:
+        raise ValueError(f'{name} per class has {value.shape[0]} entries, but pred (logits) has C = '
+                         f'{num_classes} classes: give one value per class, or a single number')
+
+
 def check_params(params: ASLParams) -> ASLParams:
     """Validate the hyper-parameters; return them with numbers as floats."""
     gamma_pos = check_real('gamma_pos', params.gamma_pos, low=0.0)

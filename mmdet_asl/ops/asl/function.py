@@ -18,7 +18,15 @@ import torch
 from torch import Tensor
 from torch._dynamo.exc import BackendCompilerFailed, InternalTorchDynamoError, Unsupported
 
-from .checks import check_gamma_neg, check_layout, check_options, check_params, check_real, check_values
+from .checks import (
+    check_gamma_neg,
+    check_layout,
+    check_options,
+    check_params,
+    check_per_class_length,
+    check_real,
+    check_values,
+)
 from .kernel import KernelOutputs, loss_and_grad
 from .params import IMPL_OVERRIDE, ASLParams, ExecOptions
 
@@ -178,6 +186,8 @@ def apply_asymmetric_loss(logits: Tensor,
         if not isinstance(clip, Tensor) or not clip.is_floating_point() or clip.dim() > 1:
             raise TypeError(f'clip as a tensor must be a floating 0-dim or (C,) tensor, got {clip!r}')
         clip = clip.detach()
+    check_per_class_length('gamma_neg', gamma_neg, logits.shape[1])
+    check_per_class_length('clip (the probability margin m)', clip, logits.shape[1])
     if isinstance(scale, Tensor):
         scale, scale_value = scale.detach().reshape(()).to(logits.device), 1.0
     else:
