@@ -1,15 +1,4 @@
-# configs/fcos_tresnetm_focal.py with the Asymmetric Loss as loss_cls (paper appendix I: gamma+ = 1, gamma- = 2).
-# m (clip) = 0: with FCOS's 0.01 class prior, m = 0.05 would silence every negative at initialisation (Eq. 5).
-# Results and recipe: configs/README.md.
-_base_ = './fcos_tresnetm_focal.py'
-
-model = dict(
-    bbox_head=dict(
-        loss_cls=dict(
-            _delete_=True,
-            type='AsymmetricLoss',
-            use_sigmoid=True,
-            gamma_pos=1.0,
-            gamma_neg=2.0,
-            clip=0.0,
-            loss_weight=1.0)))
+# The flagship under its short name: `python tools/train.py configs/fcos_tresnetm_asl.py`. The config itself is
+# configs/fcos/fcos_tresnetm_asl.py, which other configs name as 'mmdet_asl::fcos/fcos_tresnetm_asl.py'
+# (MMEngine's package paths need a folder). Recipe and results: configs/fcos/README.md.
+_base_ = './fcos/fcos_tresnetm_asl.py'

@@ -159,3 +159,39 @@ def test_path_scanner_sees_what_it_should(tmp_path):
     assert expand_braces('a_{x,y}_{1,2}') == ['a_x_1', 'a_x_2', 'a_y_1', 'a_y_2']
     assert COMMAND.findall('MMDET_ASL_COMPILE=0 python tools/benchmark_loss.py --x; python -m mmdet_asl.env') == [
         ('', 'tools/benchmark_loss.py'), ('mmdet_asl.env', '')]
+
+
+def readme_block_after(heading: str) -> str:
+    """The first ```python block of README.md after ``heading``."""
+    text = (ROOT / 'README.md').read_text()
+    return text[text.index(heading):].split('```python\n', 1)[1].split('```', 1)[0]
+
+
+def test_readme_mmpretrain_snippet_works_pasted_into_an_mmpretrain_config(tmp_path):
+    """README's snippet appended to one of MMPretrain's own multi-label configs (CSRA on VOC), read and built
+    in a fresh process that never imports the plugin itself: the snippet's custom_imports must register the
+    loss, and the head must compute it on a multi-label batch."""
+    snippet = readme_block_after('## Multi-label classification with MMPretrain')
+    config = tmp_path / 'user_config.py'
+    config.write_text("_base_ = 'mmpretrain::csra/resnet101-csra_1xb16_voc07-448px.py'\n" + snippet)
+    code = f"""
+import torch
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+from mmpretrain.registry import MODELS
+from mmpretrain.structures import DataSample
+cfg = Config.fromfile({str(config)!r})
+init_default_scope(cfg.default_scope)
+cfg.model.backbone.init_cfg = None
+model = MODELS.build(cfg.model)
+feats = (torch.randn(2, 2048, 4, 4),)
+samples = [DataSample().set_gt_label([1, 3]).set_gt_score(torch.zeros(20).index_fill_(0, torch.tensor([1, 3]), 1.0)),
+           DataSample().set_gt_label([0]).set_gt_score(torch.zeros(20).index_fill_(0, torch.tensor([0]), 1.0))]
+losses = model.head.loss(feats, samples)
+print(type(model.head.loss_module).__name__, float(losses['loss']))
+"""
+    out = subprocess.run([sys.executable, '-c', code], cwd=str(tmp_path), capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    name, value = out.stdout.split()[-2:]
+    assert name == 'AsymmetricLoss' and float(value) > 0

@@ -2,8 +2,11 @@
 
 Every config folder (a folder under configs/ holding ``*.py`` files, ``_base_`` excluded) has a README.md and a
 metafile.yml in OpenMMLab's format; every config file is listed in its folder's metafile and named in its README,
-and every metafile entry points at an existing config.
+and every metafile entry points at an existing config. A ``*.py`` directly in configs/ is a short alias of a
+listed config (one ``_base_`` line): MMEngine's ``mmdet_asl::folder/file.py`` paths need a folder, so every real
+config lives in one.
 """
+import re
 from pathlib import Path
 
 import pytest
@@ -11,7 +14,9 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / 'configs'
-CONFIG_FOLDERS = sorted({p.parent for p in CONFIGS.rglob('*.py') if '_base_' not in p.relative_to(CONFIGS).parts})
+CONFIG_FOLDERS = sorted({p.parent for p in CONFIGS.rglob('*.py')
+                         if '_base_' not in p.relative_to(CONFIGS).parts and p.parent != CONFIGS})
+ALIASES = sorted(CONFIGS.glob('*.py'))
 MODEL_KEYS = ('Name', 'In Collection', 'Config', 'Metadata')
 
 
@@ -34,7 +39,7 @@ def test_model_index_imports_every_metafile():
 
 
 def test_there_are_config_folders():
-    assert CONFIGS in CONFIG_FOLDERS and CONFIGS / 'swap' in CONFIG_FOLDERS, CONFIG_FOLDERS
+    assert CONFIGS / 'fcos' in CONFIG_FOLDERS and CONFIGS / 'swap' in CONFIG_FOLDERS, CONFIG_FOLDERS
 
 
 @pytest.mark.parametrize('folder', CONFIG_FOLDERS, ids=lambda p: rel(p))
@@ -47,6 +52,16 @@ def test_metafile_lists_exactly_the_folders_configs(folder):
     configs = {rel(p) for p in folder.glob('*.py')}
     assert not configs - set(listed), f'{rel(metafile)} does not list {sorted(configs - set(listed))}'
     assert not set(listed) - configs, f'{rel(metafile)} lists missing configs {sorted(set(listed) - configs)}'
+
+
+@pytest.mark.parametrize('alias', ALIASES, ids=lambda p: rel(p))
+def test_top_level_configs_are_aliases_of_listed_configs(alias):
+    listed = {m['Config'] for p in CONFIGS.rglob('metafile.yml') for m in load_yaml(p)['Models']}
+    code = [line for line in alias.read_text().splitlines() if line.strip() and not line.startswith('#')]
+    match = re.fullmatch(r"_base_ = '\./([\w-]+/[\w.-]+\.py)'", code[0]) if len(code) == 1 else None
+    assert match, f'{rel(alias)} must be one line `_base_ = \'./<folder>/<config>.py\'`, got {code}'
+    target = f'configs/{match.group(1)}'
+    assert target in listed and target.endswith('/' + alias.name), (rel(alias), target)
 
 
 @pytest.mark.parametrize('folder', CONFIG_FOLDERS, ids=lambda p: rel(p))

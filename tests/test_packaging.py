@@ -1,5 +1,7 @@
 """A wheel built from the checkout carries configs/, tools/ and model-index.yml as mmdet_asl/.mim/ (setup.py's
-build hook), and an installed wheel resolves ``mmdet_asl::`` config paths without the checkout."""
+build hook), and both installs (a wheel, and the editable one that tools/setup_env.sh makes) resolve
+``mmdet_asl::`` config paths outside the checkout: the Runner builds the model, hooks, evaluator and datasets of
+a user config that inherits a detection or a classification config through ``mmdet_asl::``."""
 import glob
 import os
 import os.path as osp
@@ -13,6 +15,63 @@ import yaml
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 IGNORED = shutil.ignore_patterns('.git', '.venv', 'data', 'work_dirs', 'build', 'dist', '*.egg-info', '.mim',
                                  '__pycache__', '.pytest_cache')
+
+
+# What a user's own training script does with a config outside the checkout: import the plugin (MMEngine learns
+# the `mmdet_asl::` prefix from it), parse, build a Runner (model, hooks, visualizer, evaluator), then the
+# datasets and metrics (without data files). MMEngine tags what a `mmdet_asl::` base defines with
+# _scope_='mmdet_asl'; each object must still come from the config's own library.
+RUNNER_SCRIPT = """
+import sys
+import mmdet_asl
+from mmengine.config import Config
+from mmengine.registry import DATASETS, DefaultScope
+from mmengine.runner import Runner
+print(mmdet_asl.__file__)
+for i, path in enumerate(sys.argv[1:]):
+    cfg = Config.fromfile(path)
+    cfg.work_dir = f'work_dir_{i}'
+    runner = Runner.from_cfg(cfg)
+    with DefaultScope.overwrite_default_scope(cfg.default_scope):
+        dataset = DATASETS.build(dict(cfg.train_dataloader.dataset, lazy_init=True))
+        metrics = cfg.val_evaluator if isinstance(cfg.val_evaluator, list) else [cfg.val_evaluator]
+        evaluator = runner.build_evaluator([dict(m, ann_file=None) if 'ann_file' in m else m for m in metrics])
+    print(path, type(runner.model).__name__, type(dataset).__name__,
+          [type(m).__name__ for m in evaluator.metrics], sorted(type(h).__name__ for h in runner.hooks)[:3])
+"""
+
+USER_CONFIGS = {
+    'det.py': ("_base_ = 'mmdet_asl::demo/fcos_effnet-lite0_asl_deepforest.py'\n"
+               "model = dict(backbone=dict(init_cfg=None))\n", ('FCOS', 'CocoDataset', ['CocoMetric'])),
+    'flagship.py': ("_base_ = 'mmdet_asl::fcos/fcos_tresnetm_asl.py'\n"
+                    "model = dict(backbone=dict(init_cfg=None))\n", ('FCOS', 'CocoDataset', ['CocoMetric'])),
+    'multilabel.py': ("_base_ = 'mmdet_asl::multilabel/resnet18-w16_asl_1xb64_fashion-canvas.py'\n",
+                      ('ImageClassifier', 'CocoMultiLabel', ['ASLMultiLabelMetric'])),
+}
+
+
+def build_user_configs(tmp_path, env=None):
+    """Run RUNNER_SCRIPT in ``tmp_path`` on USER_CONFIGS; returns (the imported mmdet_asl file, {name: line})."""
+    for name, (text, _) in USER_CONFIGS.items():
+        (tmp_path / name).write_text(text)
+    out = subprocess.run([sys.executable, '-c', RUNNER_SCRIPT, *USER_CONFIGS], cwd=str(tmp_path), env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-4000:]
+    lines = out.stdout.strip().splitlines()
+    module_file = next(line for line in lines if line.endswith('__init__.py'))
+    return module_file, {line.split()[0]: line for line in lines if line.split() and line.split()[0] in USER_CONFIGS}
+
+
+def check_user_configs(built):
+    for name, (_, (model, dataset, metrics)) in USER_CONFIGS.items():
+        assert name in built, f'{name} was not built'
+        assert f'{name} {model} {dataset} {metrics}' in built[name], built[name]
+
+
+def test_setup_env_install_builds_package_path_configs_outside_the_checkout(tmp_path):
+    module_file, built = build_user_configs(tmp_path)
+    assert not module_file.startswith(str(tmp_path))
+    check_user_configs(built)
 
 
 def test_wheel_ships_configs_and_resolves_package_paths(tmp_path):
@@ -46,3 +105,6 @@ def test_wheel_ships_configs_and_resolves_package_paths(tmp_path):
     file_line, loss_line = out.stdout.strip().splitlines()[-2:]
     assert file_line.startswith(str(site))  # the installed copy, not the checkout
     assert loss_line == 'mmdet.AsymmetricLoss 3.0'
+    module_file, built = build_user_configs(tmp_path, env)
+    assert module_file.startswith(str(site))
+    check_user_configs(built)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Create .venv in the repository and install the pinned OpenMMLab stack plus mmdet-asl (editable, with [dev])
-# and the linter.
+# Create .venv in the repository and install the pinned OpenMMLab stack plus mmdet-asl (editable, with
+# [multilabel,dev]) and the linter.
 # Idempotent: when the pins and pyproject are unchanged and the stack imports, a second run exits in seconds.
 #
 #   bash tools/setup_env.sh            # uses ../shared/wheelhouse for mmcv when it holds a fitting wheel
@@ -18,7 +18,9 @@ want="$(cat "$PINS" "$ROOT/pyproject.toml" | sha256sum | cut -d' ' -f1)"
 
 if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$want" ]] \
    && [[ -x "$VENV/bin/ruff" ]] \
-   && "$VENV/bin/python" -c "import mmdet_asl, mmdet, mmpretrain, timm, mmcv.ops" 2>/dev/null; then
+   && "$VENV/bin/python" -c "import mmdet_asl, mmdet, mmpretrain, timm, mmcv.ops
+from mmengine.utils import get_installed_path as p; import os; assert os.path.isfile(p('mmdet_asl') + '/.mim/model-index.yml')" \
+      2>/dev/null; then
   echo "[setup_env] .venv is up to date ($VENV)"
   exit 0
 fi
@@ -48,7 +50,14 @@ if ! "$VENV/bin/python" -c "import mmcv.ops" 2>/dev/null; then
   echo "[setup_env] mmcv installed ($((SECONDS - t0)) s)"
 fi
 
-"${PIP[@]}" install -q -c "$PINS" -e "$ROOT[dev]" ruff
+"${PIP[@]}" install -q -c "$PINS" -e "$ROOT[multilabel,dev]" ruff
+# MMEngine and mim find a package's configs at <distribution location>/mmdet_asl/.mim (`mmdet_asl::` config
+# paths, `mim search mmdet-asl`); an editable install puts only a path hook in site-packages, so the package
+# folder is linked there (the checkout's mmdet_asl/.mim links configs/, tools/ and model-index.yml).
+SITE="$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+if [[ ! -e "$SITE/mmdet_asl" ]]; then
+  ln -s "$ROOT/mmdet_asl" "$SITE/mmdet_asl"
+fi
 "$VENV/bin/python" tools/misc/check_env.py
 echo "$want" > "$STAMP"
 echo "[setup_env] done in $((SECONDS - t0)) s: activate with 'source .venv/bin/activate'"

@@ -7,7 +7,7 @@
 # fetched here, so it trains from scratch), FPN/head 32 channels, 2 stacked head convs; the 400x400 tiles
 # are resized to 320x320, 4 per batch.
 #   python tools/train.py configs/demo/fcos_tresnet_focal_deepforest.py
-_base_ = '../fcos_tresnetm_focal.py'
+_base_ = '../fcos/fcos_tresnetm_focal.py'
 
 data_root = 'data/deepforest/'
 metainfo = dict(classes=('Tree', ), palette=[(0, 160, 0)])
