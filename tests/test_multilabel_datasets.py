@@ -330,3 +330,87 @@ def test_zero_byte_image_names_the_file(tmp_path):
     assert ds[1]['inputs'].shape == (3, 16, 16)
     image.write_bytes(b'not a jpeg at all')
     _raises(lambda: ds[0], image, 'cannot load sample 0')
+
+
+# ----------------------------------------------------------------- label values
+def _voc(tmp_path, objects):
+    """A VOC2007 layout: ``objects`` maps an image id to its (class name, difficult) objects."""
+    root = tmp_path / 'voc'
+    for sub in ('JPEGImages', 'Annotations', 'ImageSets/Main'):
+        (root / sub).mkdir(parents=True)
+    for img_id, objs in objects.items():
+        body = ''.join(f'<object><name>{n}</name><difficult>{d}</difficult></object>' for n, d in objs)
+        (root / 'Annotations' / f'{img_id}.xml').write_text(f'<annotation>{body}</annotation>')
+    (root / 'ImageSets' / 'Main' / 'trainval.txt').write_text('\n'.join(objects) + '\n')
+    return root
+
+
+def test_voc_clear_and_difficult_object_of_one_class_stays_positive(tmp_path):
+    import torch
+
+    from mmdet_asl.evaluation import ASLMultiLabelMetric
+    root = _voc(tmp_path, {'000001': [('cat', 0), ('cat', 1), ('dog', 1)],  # cat clear + difficult, dog difficult
+                           '000002': [('dog', 0)], '000003': [('cat', 0)]})
+    ds = VOC2007MultiLabel(data_root=str(root), split='trainval')
+    cat, dog = ds.metainfo['classes'].index('cat'), ds.metainfo['classes'].index('dog')
+    info = ds.get_data_info(0)
+    assert sorted(info['gt_label']) == [cat] and sorted(info['gt_label_difficult']) == sorted([cat, dog])
+    # cat on 000001 is a positive (a clear object), dog there is ignored (only a difficult one)
+    scores = {cat: (0.9, 0.8, 0.3), dog: (0.95, 0.5, 0.1)}
+    metric = ASLMultiLabelMetric(topk=None)
+    samples = []
+    for i in range(3):
+        pred = torch.zeros(20)
+        for c, s in scores.items():
+            pred[c] = s[i]
+        d = ds.get_data_info(i)
+        samples.append(dict(pred_score=pred, gt_label=torch.tensor(d['gt_label']),
+                            gt_label_difficult=d['gt_label_difficult']))
+    metric.process(None, samples)
+    target = metric.results[0][1]
+    assert target[cat] == 1 and target[dog] == -1 and target.abs().sum() == 2
+    # by hand: cat ranks 000001 (+, .9), 000002 (.8), 000003 (+, .3): AP (1 + 2/3) / 2 = 5/6; dog: 000001
+    # ignored, 000002 (+, .5) first: AP 1; mAP over the two classes with positives = 11/12
+    assert metric.compute_metrics(metric.results)['mAP'] == pytest.approx(1100 / 12, abs=1e-3)
+
+
+def _oi_rows(tmp_path, rows):
+    root = _openimages(tmp_path)
+    (root / 'annotations' / 'train.csv').write_text('\n'.join(['ImageID,Source,LabelName,Confidence'] + rows) + '\n')
+    return root
+
+
+def test_open_images_present_and_absent_rows_for_one_class(tmp_path):
+    """Two rows for one (image, class), present and absent (e.g. two verification sources): present wins."""
+    root = _oi_rows(tmp_path, ['img1,verification,/m/a,0', 'img1,crowdsource-verification,/m/a,1',
+                               'img1,verification,/m/b,1', 'img1,verification,/m/b,0', 'img1,verification,/m/c,0'])
+    ds = OpenImagesPartialLabel(data_root=str(root), ann_file='annotations/train.csv', untagged_weight=0.25)
+    info = ds.get_data_info(0)
+    np.testing.assert_array_equal(info['gt_score'], [1, 1, 0, 0])  # a, b present; c absent; d untagged
+    np.testing.assert_array_equal(info['gt_label_weight'], [1, 1, 1, 0.25])
+    # the pairs are named with their lines (header = line 1)
+    assert ds.label_conflicts == [('img1', '/m/a', 2, 3), ('img1', '/m/b', 4, 5)]
+
+
+def test_open_images_nan_confidence_is_refused(tmp_path):
+    for bad in ('nan', 'NaN', 'inf', '-1', '2'):
+        root = _oi_rows(tmp_path / bad, ['img1,verification,/m/a,1', f'img2,verification,/m/b,{bad}'])
+        csv_file = root / 'annotations' / 'train.csv'
+        _raises(_oi_build(root), csv_file, 'line 3', 'ImageID img2', 'LabelName /m/b', f'Confidence {bad!r}',
+                'expected a number in [0, 1]')
+
+
+def test_open_images_drop_empty_false_keeps_images_of_other_classes(tmp_path):
+    root = _openimages(tmp_path)  # img3's only row is of /m/zzz, which is not among the classes
+    kept = OpenImagesPartialLabel(data_root=str(root), ann_file='annotations/train.csv', drop_empty=False,
+                                  untagged_weight=0.25)
+    assert [osp.basename(kept.get_data_info(i)['img_path']) for i in range(len(kept))] == [
+        'img1.jpg', 'img2.jpg', 'img3.jpg']
+    info = kept.get_data_info(2)
+    np.testing.assert_array_equal(info['gt_score'], [0, 0, 0, 0])  # every class untagged: negative, weight 0.25
+    np.testing.assert_array_equal(info['gt_label_weight'], [0.25] * 4)
+    ev = OpenImagesPartialLabel(data_root=str(root), ann_file='annotations/train.csv', drop_empty=False,
+                                untagged='ignore')
+    np.testing.assert_array_equal(ev.get_data_info(2)['gt_score'], [-1] * 4)
+    dropped = OpenImagesPartialLabel(data_root=str(root), ann_file='annotations/train.csv')
+    assert len(dropped) == 2

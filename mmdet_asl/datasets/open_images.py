@@ -3,6 +3,7 @@ import csv
 import os.path as osp
 
 import numpy as np
+from mmengine.logging import MMLogger
 
 from mmpretrain.datasets import MultiLabelDataset
 from mmpretrain.registry import DATASETS
@@ -42,7 +43,13 @@ class OpenImagesPartialLabel(NamedSampleErrors, MultiLabelDataset):
         untagged (str): 'negative' or 'ignore'. Default 'negative'.
         untagged_weight (float): weight of untagged negatives, in [0, 1]. Default 0.1 (our choice; we did not
             find the paper's value).
-        drop_empty (bool): drop images with no verified label among the classes. Default True.
+        drop_empty (bool): drop images with no verified label among the classes (their rows are all of other
+            classes). Default True. With False they are kept with every class untagged.
+
+    A class marked both verified present and verified absent for one image (two rows, e.g. from two
+    verification sources) counts as present (target 1, weight 1); the pairs are logged and kept in
+    ``label_conflicts`` as (ImageID, LabelName, line, line). A Confidence that is not a number in [0, 1]
+    (``NaN`` included, which would otherwise read as verified absent) raises naming the line.
     """
 
     def __init__(self, data_root: str, ann_file: str, classes_file: str = 'annotations/classes.txt',
@@ -87,20 +94,30 @@ class OpenImagesPartialLabel(NamedSampleErrors, MultiLabelDataset):
             raise DatasetFileError(f'{name}: {self.ann_file} lacks the column(s) {sorted(missing)}; expected '
                                    'ImageID,Source,LabelName,Confidence')
         per_image, num_rows, seen_mids = {}, 0, set()
+        self.label_conflicts, self.unlabeled_images = [], set()
         for row in reader:
             num_rows += 1
             seen_mids.add(row['LabelName'])
             label = mid_to_label.get(row['LabelName'])
             if label is None:
+                self.unlabeled_images.add(row['ImageID'])  # until a row of a known class comes
                 continue
             try:
                 confidence = float(row['Confidence'])
             except (TypeError, ValueError):
+                confidence = None
+            # NaN compares false with everything: it would read as "verified absent" (weight 1, target 0).
+            if confidence is None or not 0.0 <= confidence <= 1.0:
                 raise DatasetFileError(f'{name}: {self.ann_file} line {reader.line_num} (ImageID '
-                                       f'{row["ImageID"]}) has Confidence {row["Confidence"]!r}; expected a number '
-                                       '(1 = verified present, 0 = verified absent)') from None
-            pos, neg = per_image.setdefault(row['ImageID'], (set(), set()))
-            (pos if confidence > 0.5 else neg).add(label)
+                                       f'{row["ImageID"]}, LabelName {row["LabelName"]}) has Confidence '
+                                       f'{row["Confidence"]!r}; expected a number in [0, 1] (1 = verified '
+                                       'present, 0 = verified absent)')
+            pos, neg = per_image.setdefault(row['ImageID'], ({}, {}))
+            here, other = (pos, neg) if confidence > 0.5 else (neg, pos)
+            here.setdefault(label, reader.line_num)
+            if label in other:  # one class verified present and verified absent: present wins (below)
+                lines = sorted((here[label], other[label]))
+                self.label_conflicts.append((row['ImageID'], row['LabelName'], lines[0], lines[1]))
         if not num_rows:
             raise DatasetFileError(f'{name}: {self.ann_file} has no annotation row; expected a header and rows '
                                    'ImageID,Source,LabelName,Confidence')
@@ -109,6 +126,13 @@ class OpenImagesPartialLabel(NamedSampleErrors, MultiLabelDataset):
                 f'{name}: none of the {len(seen_mids)} label MIDs of {self.ann_file} (e.g. {sorted(seen_mids)[:3]}) '
                 f'is among the {len(mid_to_label)} classes of {self.classes_file} (e.g. {list(mid_to_label)[:3]}); '
                 'expected the classes file of the same Open Images version')
+        self.unlabeled_images.difference_update(per_image)
+        if self.label_conflicts:
+            image_id, mid, first, second = self.label_conflicts[0]
+            MMLogger.get_current_instance().warning(
+                f'{name}: {len(self.label_conflicts)} (image, class) pair(s) of {self.ann_file} are marked both '
+                f'verified present and verified absent, e.g. ImageID {image_id} LabelName {mid} on lines {first} '
+                f'and {second}; present wins (target 1, weight 1)')
         return per_image
 
     def load_data_list(self):
@@ -120,12 +144,12 @@ class OpenImagesPartialLabel(NamedSampleErrors, MultiLabelDataset):
         per_image = self._read_annotations(name, {m: i for i, m in enumerate(mids)})
         img_dir = self.data_prefix['img_path']
         data_list = []
+        if not self.drop_empty:  # images whose rows are all of other classes: every class untagged
+            per_image.update({image_id: ({}, {}) for image_id in self.unlabeled_images})
         for image_id in sorted(per_image):
             pos, neg = per_image[image_id]
-            if self.drop_empty and not pos and not neg:
-                continue
             data_list.append(dict(img_path=osp.join(img_dir, f'{image_id}.jpg'), gt_label=sorted(pos),
-                                  neg_label=sorted(neg - pos)))
+                                  neg_label=sorted(set(neg) - set(pos))))
         return require_samples(name, data_list, f'no image of {self.ann_file} has a label among the classes')
 
     def get_data_info(self, idx: int) -> dict:
