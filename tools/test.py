@@ -6,10 +6,12 @@ multi-label metrics (mAP macro and micro, CP, CR, CF1, OP, OR, OF1, top-3) for M
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out results.pkl] [--json metrics.json]
         [--cfg-options k=v ...] [--launcher {none,pytorch,slurm,mpi}]
 
-The test data and the checkpoint are checked first; all missing files are reported at once.
+The --json and --out paths, then the test data and the checkpoint are checked before the model is built; all
+missing files are reported at once. The JSON is strict: an undefined metric (CocoMetric's -1 for an area range
+without ground truth, a NaN) is ``null``. When the evaluator returns no metric at all (CocoMetric does so when
+the model predicts no box on any test image) the tool fails instead of writing an empty file.
 """
 import argparse
-import json
 import math
 import os
 import os.path as osp
@@ -22,6 +24,7 @@ from mmengine.runner import Runner
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import mmdet_asl  # noqa: F401,E402
 from mmdet_asl.utils import MissingFilesError, check_config_files  # noqa: E402
+from mmdet_asl.utils.strict_json import dump_json  # noqa: E402
 
 MULTILABEL_KEYS = ('mAP', 'mAP_micro', 'CP', 'CR', 'CF1', 'OP', 'OR', 'OF1')
 COCO_KEYS = (('AP', 'bbox_mAP'), ('AP50', 'bbox_mAP_50'), ('AP75', 'bbox_mAP_75'), ('APs', 'bbox_mAP_s'),
@@ -55,8 +58,8 @@ def coco_box_metrics(metrics: dict) -> dict:
     """
     out = {}
     for name, key in COCO_KEYS:
-        value = metrics.get(f'coco/{key}', metrics.get(key))
-        out[name] = None if value is None or float(value) < 0 else 100.0 * float(value)
+        value = defined(metrics.get(f'coco/{key}', metrics.get(key)), f'coco/{key}')
+        out[name] = None if value is None else 100.0 * value
     return out
 
 
@@ -66,22 +69,31 @@ def multilabel_metrics(metrics: dict) -> dict:
     for suffix, row in (('', 'thr'), ('_top3', 'top-3')):
         values = {k: metrics.get(f'multi-label/{k}{suffix}') for k in MULTILABEL_KEYS}
         if any(v is not None for v in values.values()):
-            rows[row] = {k: float('nan') if v is None else float(v) for k, v in values.items()}
+            rows[row] = {k: defined(v) for k, v in values.items()}
     return rows
+
+
+def defined(value, key=''):
+    """``value`` as a float, or None where it is undefined: missing, NaN/inf, or CocoMetric's -1 sentinel."""
+    if value is None:
+        return None
+    value = float(value)
+    if not math.isfinite(value) or (value < 0 and ('coco/' in key or key.startswith('bbox_'))):
+        return None
+    return value
 
 
 def format_multilabel_table(rows: dict) -> str:
     head = ' | '.join(f'{k:>9}' for k in MULTILABEL_KEYS)
     lines = [f'| {"":>5} | {head} |']
     for name, values in rows.items():
-        cells = ' | '.join(f'{"":>9}' if math.isnan(v) else f'{v:9.2f}' for v in values.values())
+        cells = ' | '.join(f'{"":>9}' if v is None else f'{v:9.2f}' for v in values.values())
         lines.append(f'| {name:>5} | {cells} |')
     return 'Multi-label metrics (%; mAP = macro average):\n' + '\n'.join(lines)
 
 
-def format_other_table(metrics: dict) -> str:
-    return 'Metrics:\n' + '\n'.join(f'  {k}: {float(v):.4f}' for k, v in metrics.items()
-                                     if isinstance(v, (int, float)))
+def format_other_table(numbers: dict) -> str:
+    return 'Metrics:\n' + '\n'.join(f'  {k}: {"n/a" if v is None else f"{v:.4f}"}' for k, v in numbers.items())
 
 
 def is_detection(metrics: dict) -> bool:
@@ -94,8 +106,58 @@ def format_table(box: dict) -> str:
     return f'COCO box metrics (%):\n| {head} |\n| {row} |'
 
 
+def check_output_path(option: str, path: str, suffixes=()) -> None:
+    """Fail before the (long) evaluation when ``path`` cannot be written: a folder, a wrong suffix, a parent
+    that is not a writable folder. A missing parent folder is created."""
+    if suffixes and not path.endswith(suffixes):
+        raise ValueError(f'{option} {path}: the file name must end with {" or ".join(suffixes)}')
+    if osp.isdir(path):
+        raise ValueError(f'{option} {path} is a folder; give a file name inside it')
+    parent = osp.dirname(osp.abspath(path))
+    try:
+        os.makedirs(parent, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f'{option} {path}: cannot create its folder {parent} ({exc.strerror})') from None
+    if not os.access(parent, os.W_OK) or (osp.exists(path) and not os.access(path, os.W_OK)):
+        raise ValueError(f'{option} {path}: not writable')
+
+
+def metrics_record(metrics: dict):
+    """(table, JSON record) of the evaluator's ``metrics``: the COCO box or multi-label table (the printed
+    one) and the same values plus ``raw`` (every numeric metric), undefined values as None."""
+    numbers = {k: defined(v, k) for k, v in metrics.items() if isinstance(v, (int, float))}
+    rows = multilabel_metrics(metrics)
+    if is_detection(metrics):
+        table = coco_box_metrics(metrics)
+    elif rows:
+        table = {f'{k}{"" if row == "thr" else "_top3"}': v for row, values in rows.items()
+                 for k, v in values.items()}
+    else:
+        table = numbers
+    return table, dict(table, raw=numbers)
+
+
+def check_some_defined(record: dict, config: str, checkpoint: str, json_path=None) -> None:
+    """Fail when the evaluator returned no defined metric at all (nothing would be worth writing)."""
+    if any(v is not None for v in record['raw'].values()):
+        return
+    raise RuntimeError(
+        f'{config}: the evaluator returned no metric value for {checkpoint} (CocoMetric returns none when the '
+        'model predicts no box on any test image: check the checkpoint and model.test_cfg.score_thr); '
+        + (f'{json_path} was not written' if json_path else 'nothing to report'))
+
+
 def main(argv=None):
     args = parse_args(argv)
+    try:
+        if args.json:
+            check_output_path('--json', args.json)
+        if args.out:
+            check_output_path('--out', args.out, ('.pkl', '.pickle'))
+    except ValueError as exc:
+        if argv is not None:
+            raise
+        sys.exit(str(exc))
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
@@ -122,29 +184,27 @@ def main(argv=None):
         sys.exit(f'{args.config}: {exc}')
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     if args.out is not None:
-        assert args.out.endswith(('.pkl', '.pickle')), 'The dump file must be a pkl file.'
         if cfg.get('default_scope') == 'mmdet':
             from mmdet.evaluation import DumpDetResults as Dump
         else:
             from mmengine.evaluator import DumpResults as Dump
         runner.test_evaluator.metrics.append(Dump(out_file_path=args.out))
     metrics = runner.test()
-    numbers = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
-    rows = multilabel_metrics(metrics)
+    table, record = metrics_record(metrics)
+    try:
+        check_some_defined(record, args.config, args.checkpoint, args.json)
+    except RuntimeError as exc:
+        if argv is not None:
+            raise
+        sys.exit(str(exc))
     if is_detection(metrics):
-        table = coco_box_metrics(metrics)
         print(format_table(table), flush=True)
-    elif rows:
-        table = {f'{k}{"" if row == "thr" else "_top3"}': v for row, values in rows.items()
-                 for k, v in values.items()}
-        print(format_multilabel_table(rows), flush=True)
+    elif multilabel_metrics(metrics):
+        print(format_multilabel_table(multilabel_metrics(metrics)), flush=True)
     else:
-        table = numbers
-        print(format_other_table(metrics), flush=True)
+        print(format_other_table(table), flush=True)
     if args.json:
-        os.makedirs(osp.dirname(osp.abspath(args.json)), exist_ok=True)
-        with open(args.json, 'w') as f:
-            json.dump(dict(table, raw=numbers), f, indent=1)
+        dump_json(record, args.json, indent=1)
     return metrics
 
 

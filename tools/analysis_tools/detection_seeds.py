@@ -34,6 +34,8 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
+from mmdet_asl.utils.strict_json import dump_json, dumps_json, load_json  # noqa: E402
+
 FOCAL_CFG = 'configs/demo/fcos_effnet-lite0_focal_deepforest.py'
 ASL_CFG = 'configs/demo/fcos_effnet-lite0_asl_deepforest.py'
 VARIANTS = {
@@ -97,7 +99,7 @@ def run_one(variant, seed, args, env):
         subprocess.check_call([sys.executable, 'tools/test.py', config, osp.join(work_dir, ckpt), '--work-dir',
                                work_dir, '--json', out, *flags, '--cfg-options', *common, *extra],
                               stdout=log, stderr=subprocess.STDOUT, env=env)
-        box = json.load(open(out))
+        box = load_json(out)  # an undefined metric (null) reads as NaN
         row.update({f'{k}@{ev}': float(box[k]) for k in KEYS})
     return row
 
@@ -184,7 +186,7 @@ def main():
     os.chdir(ROOT)
     os.makedirs(args.out, exist_ok=True)
     res_file = osp.join(args.out, 'results.json')
-    results = json.load(open(res_file)) if osp.exists(res_file) else []
+    results = load_json(res_file) if osp.exists(res_file) else []
     env = dict(os.environ)
     env.setdefault('MMDET_ASL_COMPILE', '0')
     if args.jobs > 1:
@@ -197,8 +199,8 @@ def main():
         for done in as_completed([pool.submit(run_one, v, seed, args, env) for v, seed in todo]):
             row = done.result()
             results.append(row)
-            json.dump(results, open(res_file, 'w'), indent=1)
-            print(json.dumps(row), flush=True)
+            dump_json(results, res_file, indent=1)
+            print(dumps_json(row), flush=True)
     md = table([r for r in results if r['epochs'] == args.epochs], args.variants)
     open(osp.join(args.out, 'results.md'), 'w').write(md + '\n')
     print(md)

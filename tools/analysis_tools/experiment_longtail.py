@@ -33,6 +33,7 @@ import torch
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
 from mmdet_asl.utils.configs import custom_hooks_with  # noqa: E402
+from mmdet_asl.utils.strict_json import dump_json, load_json  # noqa: E402
 
 CONFIG = osp.join(ROOT, 'configs', 'multilabel', 'resnet18-w16_asl-adaptive-perclass_1xb64_fashion-canvas-longtail.py')
 DATA = osp.join(ROOT, 'data', 'fashion_canvas_longtail')
@@ -100,8 +101,7 @@ def run(name, seed, loss, adaptive, args):
     run_dir = osp.join(args.work_dir, f'{name}_seed{seed}')
     done = osp.join(run_dir, 'result.json')
     if osp.isfile(done) and not args.force:
-        with open(done) as f:
-            return json.load(f)
+        return load_json(done)
     os.makedirs(run_dir, exist_ok=True)
     config, dump = osp.join(run_dir, 'config.py'), osp.abspath(osp.join(run_dir, 'predictions.pkl'))
     write_config(config, loss, adaptive, dump, args.per_class_interval)
@@ -115,8 +115,7 @@ def run(name, seed, loss, adaptive, args):
     result = dict(name=name, seed=seed, mAP=metrics['multi-label/mAP'], CF1=metrics['multi-label/CF1'],
                   ap=per_class_ap(dump).tolist(), gamma=final_gamma(run_dir, args.epochs),
                   seconds=round(time.time() - start))
-    with open(done, 'w') as f:
-        json.dump(result, f)
+    dump_json(result, done)
     return result
 
 

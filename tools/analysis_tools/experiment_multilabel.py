@@ -30,6 +30,9 @@ import time
 import numpy as np
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, ROOT)
+from mmdet_asl.utils.strict_json import dump_json, load_json  # noqa: E402
+
 # The loss-twin sets, each a config path pattern with {loss}.
 MODELS = {
     'resnet18-w16': 'configs/multilabel/resnet18-w16_{loss}_1xb64_fashion-canvas.py',
@@ -67,8 +70,7 @@ def run_one(loss, seed, args):
     run_dir = osp.join(args.work_dir, f'{loss}_seed{seed}')
     result_file = osp.join(run_dir, 'final_metrics.json')
     if osp.isfile(result_file) and not args.force:
-        with open(result_file) as f:
-            return json.load(f)
+        return load_json(result_file)
     opts = [f'randomness.seed={seed}', f'train_cfg.val_interval={args.val_interval}']
     if args.epochs:
         opts.append(f'train_cfg.max_epochs={args.epochs}')
@@ -87,8 +89,7 @@ def run_one(loss, seed, args):
     if metrics is None:
         raise RuntimeError(f'{loss} seed {seed}: no multi-label/mAP in {run_dir}/*/vis_data/scalars.json')
     metrics['seconds'] = round(time.time() - t0, 1)
-    with open(result_file, 'w') as f:
-        json.dump(metrics, f, indent=1)
+    dump_json(metrics, result_file, indent=1)
     print(f'[experiment] {loss} seed {seed}: ' + ', '.join(f'{k} {metrics[k]:.2f}' for k in TABLE_KEYS) +
           f' ({metrics["seconds"]:.0f} s)', flush=True)
     return metrics
@@ -144,8 +145,8 @@ def main(argv=None):
     os.makedirs(args.work_dir, exist_ok=True)
     with open(osp.join(args.work_dir, 'results.md'), 'w') as f:
         f.write(text + '\n')
-    with open(osp.join(args.work_dir, 'results.json'), 'w') as f:
-        json.dump(dict(config=args.config, seeds=args.seeds, results=results), f, indent=1)
+    dump_json(dict(config=args.config, seeds=args.seeds, results=results), osp.join(args.work_dir, 'results.json'),
+              indent=1)
     return 0
 
 

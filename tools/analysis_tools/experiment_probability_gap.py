@@ -15,7 +15,6 @@ Finished runs are reused.
     python tools/analysis_tools/experiment_probability_gap.py --epochs 2 --out docs/fig4_probability_gap.png
 """
 import argparse
-import json
 import os
 import os.path as osp
 import subprocess
@@ -30,6 +29,7 @@ from experiment_multilabel import last_metrics  # noqa: E402
 from plot_probabilities import read_curves  # noqa: E402
 
 from mmdet_asl.utils.configs import custom_hooks_with  # noqa: E402
+from mmdet_asl.utils.strict_json import dump_json, load_json  # noqa: E402
 
 BASE = osp.join(ROOT, 'configs', 'multilabel', 'resnet18-w16_{}_1xb64_fashion-canvas.py')
 
@@ -47,8 +47,7 @@ def run(name, base_loss, hook, args, loss_override=None):
     run_dir = osp.join(args.work_dir, name)
     done = osp.join(run_dir, 'done.json')
     if osp.isfile(done) and not args.force:
-        with open(done) as f:
-            return json.load(f)
+        return load_json(done)
     os.makedirs(run_dir, exist_ok=True)
     config = osp.join(run_dir, f'{name}.py')
     write_config(config, base_loss, hook, loss_override)
@@ -65,8 +64,7 @@ def run(name, base_loss, hook, args, loss_override=None):
     result = dict(name=name, final_dp=sum(curves['dp'][-tail:]) / tail, final_gamma=curves['gamma_neg'][-1],
                   mAP=(last_metrics(run_dir) or {}).get('mAP', float('nan')), seconds=time.time() - t0,
                   iters=len(curves['dp']))
-    with open(done, 'w') as f:
-        json.dump(result, f)
+    dump_json(result, done)
     return result
 
 

@@ -26,6 +26,8 @@ from typing import Dict, List, Optional
 import numpy as np
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, ROOT)
+from mmdet_asl.utils.strict_json import dump_json, load_json  # noqa: E402
 
 
 def parse_value(text: str):
@@ -59,8 +61,7 @@ def run_one(args, value, seed: int) -> dict:
         opts += [f'train_cfg.max_epochs={args.epochs}', f'train_cfg.val_interval={args.epochs}']
     opts += args.cfg_options or []
     if osp.isfile(result_file):
-        with open(result_file) as f:
-            result = json.load(f)
+        result = load_json(result_file)
         # The folder name holds only the swept value and the seed: a finished run is reused only when it was
         # trained from the same config with the same overrides (a result that records none is taken as is).
         wanted = dict(config=args.config, options=opts)
@@ -79,8 +80,7 @@ def run_one(args, value, seed: int) -> dict:
         raise RuntimeError(f'{run_dir}: the run logged no {args.metric!r}; check --metric and the val settings')
     result = dict(value=value, seed=seed, metric=metric, seconds=round(time.time() - start, 1), config=args.config,
                   options=opts)
-    with open(result_file, 'w') as f:
-        json.dump(result, f)
+    dump_json(result, result_file)
     return result
 
 
@@ -143,9 +143,9 @@ def main(argv=None) -> int:
     os.makedirs(args.work_dir, exist_ok=True)
     results = [run_one(args, v, s) for v in args.values for s in args.seeds]
     summary = summarise(results)
-    with open(osp.join(args.work_dir, 'results.json'), 'w') as f:
-        json.dump(dict(config=osp.relpath(args.config, ROOT), param=args.param, metric=args.metric,
-                       epochs=args.epochs, cfg_options=args.cfg_options, runs=results), f, indent=1)
+    dump_json(dict(config=osp.relpath(args.config, ROOT), param=args.param, metric=args.metric,
+                   epochs=args.epochs, cfg_options=args.cfg_options, runs=results),
+              osp.join(args.work_dir, 'results.json'), indent=1)
     md = table(summary, args.name, args.metric)
     with open(osp.join(args.work_dir, 'results.md'), 'w') as f:
         f.write(md + '\n')
