@@ -311,3 +311,18 @@ def test_ddp_every_rank_logs_the_pooled_gap_and_holds_the_same_gamma(tmp_path):
              torch.cat([torch.tensor(r['labels'][it], dtype=torch.float64) for r in ranks])) for it in range(4)]
     assert torch.tensor([g[1] for g in ranks[0]['gammas']]).numpy() == pytest.approx(
         torch.tensor(expected_per_class(seen, 5.0, 0.3, 0.5, 3, shift=1.0)).numpy(), abs=1e-6)
+
+
+def test_resume_refuses_an_adaptive_state_of_another_shape(tmp_path):
+    """A global-mode checkpoint whose gamma- became a (2,) vector must not reach the loss (it would be taken as
+    a per-class gamma- and broadcast): the resume stops before training, naming the checkpoint key."""
+    runner, _ = make_runner(tmp_path / 'first', 3)
+    runner.train()
+    ckpt = torch.load(str(tmp_path / 'first' / 'iter_3.pth'), weights_only=False)
+    ckpt['probability_gap']['loss_cls']['gamma_neg'] = torch.tensor([3.08, 4.08], dtype=torch.float64)
+    torch.save(ckpt, str(tmp_path / 'edited.pth'))
+    runner, record = make_runner(tmp_path / 'resumed', 4, load_from=str(tmp_path / 'edited.pth'), resume=True)
+    with pytest.raises(ValueError, match=r"checkpoint\['probability_gap'\]\['loss_cls'\]\['gamma_neg'\] must have "
+                                         r'shape \(\)'):
+        runner.train()
+    assert record.gammas == []  # no iteration ran

@@ -132,6 +132,15 @@ def _values(value: Union[float, Tensor]) -> Tensor:
     return torch.as_tensor(value, dtype=torch.float64).detach().to('cpu').clone()
 
 
+def _offending(value: Tensor, ok: Tensor) -> str:
+    """The values where ``ok`` is False: the value itself (0-dim), or up to 5 ``class: value`` pairs."""
+    if value.dim() == 0:
+        return f'{float(value)}'
+    bad = torch.nonzero(~ok).flatten()
+    return f'{bad.numel()} of {value.numel()} classes, e.g. ' + ', '.join(
+        f'class {int(i)}: {float(value[i])}' for i in bad[:5])
+
+
 class AsymmetryController:
     """State and update of the adaptive asymmetry for one loss.
 
@@ -148,6 +157,9 @@ class AsymmetryController:
         self.cfg = cfg
         self.gamma_neg = _values(gamma_neg)
         self.clip = _values(clip)
+        # The starting values, which a never-updated entry of a saved state still holds (they may lie outside
+        # the adaptive bounds: only an update clamps).
+        self._start = dict(gamma_neg=self.gamma_neg.clone(), clip=self.clip.clone())
         self.pending = torch.zeros(4, dtype=torch.float64)
         if cfg['per_class'] and isinstance(cfg['target'], tuple):
             self._set_num_classes(len(cfg['target']))
@@ -182,8 +194,11 @@ class AsymmetryController:
         if iteration < self.cfg['warmup_iters']:
             return torch.zeros(self.pending.shape[:-1], dtype=torch.bool)
         self.pending += sums
-        ready = (self.pending[..., 1] >= self.cfg['min_positives']) & (self.pending[..., 3] > 0)
         _, _, gap = probability_gap_from_sums(self.pending)
+        # Delta p is undefined without negative slots (p_t- = 0/0), and NaN sums (unchecked NaN logits) can
+        # never become finite again: such a pool updates nothing, and a non-finite one is emptied.
+        ready = (self.pending[..., 1] >= self.cfg['min_positives']) & (self.pending[..., 3] > 0) & gap.isfinite()
+        self.pending[~self.pending.isfinite().all(-1)] = 0.0
         shortfall = torch.where(ready, self.target() - gap, torch.zeros_like(gap))  # Eq. 11, see the module
         cfg = self.cfg
         if 'gamma_neg' in cfg['adapt']:
@@ -207,12 +222,56 @@ class AsymmetryController:
         if bool(state['per_class']) != self.cfg['per_class']:
             raise ValueError(f'{name} has per_class={bool(state["per_class"])}, the hook adaptive.per_class='
                              f'{self.cfg["per_class"]}')
-        pending = _values(state['pending'])
-        if pending.dim() == 2:
+        values = {}
+        for key in ('gamma_neg', 'clip', 'pending'):
+            try:
+                values[key] = _values(state[key])
+            except (TypeError, ValueError, RuntimeError) as exc:
+                raise TypeError(f"{name}['{key}'] must be a number or a tensor of numbers, got "
+                                f'{type(state[key]).__name__}') from exc
+        pending, gamma_neg, clip = values['pending'], values['gamma_neg'], values['clip']
+        if self.cfg['per_class']:
+            if pending.dim() != 2 or pending.shape[1] != 4:
+                raise ValueError(f"{name}['pending'] must hold per-class sums (C, 4) (adaptive.per_class=True), "
+                                 f'got shape {tuple(pending.shape)}')
+            num_classes = pending.shape[0]
+            if self.num_classes is not None and num_classes != self.num_classes:
+                raise ValueError(f"{name}['pending'] holds {num_classes} classes, the adaptive state "
+                                 f'{self.num_classes} (adaptive.target has one entry per class)')
+            expected = (num_classes, )
+        else:
+            if tuple(pending.shape) != (4, ):
+                raise ValueError(f"{name}['pending'] must hold the four sums (4,) of the global mode "
+                                 f'(adaptive.per_class=False), got shape {tuple(pending.shape)}')
+            expected = ()
+        for key, value in (('gamma_neg', gamma_neg), ('clip', clip)):
+            if tuple(value.shape) != expected:
+                raise ValueError(f"{name}['{key}'] must have shape {expected} "
+                                 f"({'one per class, as its pending sums' if expected else 'a single value'} in the "
+                                 f"{'per-class' if expected else 'global'} mode), got shape {tuple(value.shape)}")
+        if not bool(pending.isfinite().all()) or bool((pending < 0).any()):
+            raise ValueError(f"{name}['pending'] must hold finite sums and counts >= 0, got "
+                             f'{int((~pending.isfinite() | (pending < 0)).sum())} entries that are not')
+        self._check_range(name, 'gamma_neg', gamma_neg, 0.0, math.inf, 'gamma_min', 'gamma_max')
+        self._check_range(name, 'clip', clip, 0.0, 1.0, 'clip_min', 'clip_max', high_open=True)
+        if self.cfg['per_class']:
             self._set_num_classes(pending.shape[0])
-        self.gamma_neg = _values(state['gamma_neg'])
-        self.clip = _values(state['clip'])
-        self.pending = pending
+        self.gamma_neg, self.clip, self.pending = gamma_neg, clip, pending
+
+    def _check_range(self, name: str, key: str, value: Tensor, low: float, high: float, cfg_low: str,
+                     cfg_high: str, high_open: bool = False) -> None:
+        """Raise naming ``key`` unless ``value`` is finite and in [low, high] (the loss's own range) and, where
+        the key is adapted, in the adaptive bounds or still at the starting value (never updated)."""
+        inside = value.isfinite() & (value >= low) & ((value < high) if high_open else (value <= high))
+        if not bool(inside.all()):
+            interval = f"[{low}, {high}{')' if high_open else ']'}"
+            raise ValueError(f"{name}['{key}'] must be finite and in {interval}, got {_offending(value, inside)}")
+        if key in self.cfg['adapt']:
+            bounded = ((value >= self.cfg[cfg_low]) & (value <= self.cfg[cfg_high])) | (value == self._start[key])
+            if not bool(bounded.all()):
+                raise ValueError(f"{name}['{key}'] lies outside adaptive.{cfg_low}/{cfg_high} = "
+                                 f"[{self.cfg[cfg_low]}, {self.cfg[cfg_high]}], which no update leaves: "
+                                 f'{_offending(value, bounded)}')
 
     def values(self, name: str) -> Union[float, Sequence[float]]:
         """``gamma_neg`` or ``clip`` as a float (global) or a list (per class), for logs."""
