@@ -151,3 +151,82 @@ def test_threshold_outside_unit_interval_is_rejected(thr):
         ASLMultiLabelMetric(thr=thr)
     with pytest.raises(ValueError, match='thr must be a number in'):
         multilabel_metrics(PRED, TARGET, thr=thr)
+
+
+def test_unknown_target_on_a_predicted_slot_is_no_false_positive():
+    """-1 at (image 2, class 0), a prediction at 0.7 >= thr: ignored, not a false positive (as a 0 would be).
+    Class 0 then has TP/P/G = 2/2/2 instead of 2/3/2 (HAND_THR's other classes unchanged):
+      CP = (1 + 2/3 + 1 + 0)/4 = 66.667, CR = 75, OP = 5/8 = 62.5, OR = 5/6 = 83.333.
+    top-2 with thr: s0 {0,1}, s1 {3,1}, s2 {2,0}, s3 {0,3}: c0 2/2/2 (s2 ignored), c1 2/2/2, c2 1/1/1, c3 0/2/1:
+      CP = CR = 3/4 = 75, OP = 5/7, OR = 5/6."""
+    unknown = TARGET.clone()
+    unknown[2, 0] = -1
+    res = multilabel_metrics(PRED, unknown, thr=0.5, topk=2)
+    cp, cr = 200 / 3, 75.0
+    _check(res, dict(CP=cp, CR=cr, CF1=2 * cp * cr / (cp + cr), OP=62.5, OR=250 / 3, OF1=2 * 5 / (8 + 6) * 100))
+    _check(res, dict(CP=75.0, CR=75.0, CF1=75.0, OP=500 / 7, OR=250 / 3, OF1=2 * 5 / (7 + 6) * 100), '_top2')
+    # as a negative it would count: the plain 0 gives HAND_THR's CP and OP
+    assert multilabel_metrics(PRED, TARGET, thr=0.5, topk=None)['CP'] == pytest.approx(175 / 3, abs=1e-3)
+    # the ranking of class 0 is s0(+) s3(+) [s2 ignored] s1: AP 1 either way; mAP stays 250/3
+    assert res['mAP'] == pytest.approx(250 / 3, abs=1e-3)
+
+
+def test_a_class_whose_targets_are_all_unknown_is_skipped():
+    """A fifth class with every target -1 (and a 0.9 score that would be a false positive as a 0): no AP, no
+    CP/CR entry, no false positive in OP; the four other classes give HAND_THR."""
+    pred = torch.cat([PRED, torch.tensor([[0.9], [0.1], [0.2], [0.3]])], dim=1)
+    target = torch.cat([TARGET, torch.full((4, 1), -1)], dim=1)
+    res = multilabel_metrics(pred, target, thr=0.5, topk=None)
+    _check(res, HAND_THR)
+    assert res['_num_classes_skipped'] == 1
+    zero = multilabel_metrics(pred, target, thr=0.5, topk=None, ap_no_positive='zero')
+    assert zero['mAP'] == pytest.approx(250 / 3 * 4 / 5, abs=1e-3)
+
+
+@pytest.mark.parametrize('bad', [float('nan'), 0.5, 0.9, 2.0, -0.5])
+def test_targets_other_than_one_zero_minus_one_are_refused(bad):
+    target = TARGET.clone().float()
+    target[2, 1] = bad
+    with pytest.raises(ValueError, match=r'targets must be 1 \(positive\), 0 \(negative\) or -1 \(ignored\); 1 of 16 '
+                                         r'are not, first at image 2, class 1'):
+        multilabel_metrics(PRED, target)
+    metric = ASLMultiLabelMetric()
+    metric.process(None, [dict(pred_score=p, gt_score=t) for p, t in zip(PRED, target)])
+    with pytest.raises(ValueError, match='image 2, class 1'):
+        metric.compute_metrics(metric.results)
+
+
+@pytest.mark.parametrize('target,match', [(torch.full((4, 4), -1), 'every target of the 4 images is -1'),
+                                          (torch.zeros(0, 4), 'no images to evaluate')])
+def test_nothing_known_to_evaluate_is_a_clear_error(target, match):
+    with pytest.raises(ValueError, match=match):
+        multilabel_metrics(PRED[:target.shape[0]], target)
+
+
+@pytest.mark.parametrize('topk', [-1, 0, 2.5, True, '3'])
+def test_topk_must_be_a_positive_integer(topk):
+    with pytest.raises(ValueError, match='topk must be None or an integer >= 1'):
+        multilabel_metrics(PRED, TARGET, topk=topk)
+    with pytest.raises(ValueError, match='topk must be None or an integer >= 1'):
+        ASLMultiLabelMetric(topk=topk)
+
+
+@pytest.mark.parametrize('topk_with_thr', [True, False])
+def test_topk_above_the_class_count_is_clamped(topk_with_thr):
+    """topk = 3 (the default) on 2 classes: every class is a candidate, the keys keep the name _top3.
+    pred / target: s0 (.9+, .2), s1 (.6, .7+), s2 (.3+, .4)
+      with thr .5: predicted s0 {0}, s1 {0, 1}: c0 TP/P/G 1/2/2, c1 1/1/1: CP = 75, CR = 75, OP = OR = 2/3
+      without thr: all 6 predicted: c0 2/3/2, c1 1/3/1: CP = 50, CR = 100, OP = 3/6 = 50, OR = 100"""
+    pred = torch.tensor([[0.9, 0.2], [0.6, 0.7], [0.3, 0.4]])
+    target = torch.tensor([[1, 0], [0, 1], [1, 0]])
+    res = multilabel_metrics(pred, target, thr=0.5, topk=3, topk_with_thr=topk_with_thr)
+    if topk_with_thr:
+        expected = dict(CP=75.0, CR=75.0, CF1=75.0, OP=200 / 3, OR=200 / 3, OF1=200 / 3)
+    else:
+        expected = dict(CP=50.0, CR=100.0, CF1=200 / 3, OP=50.0, OR=100.0, OF1=200 / 3)
+    _check(res, expected, '_top3')
+    evaluator = Evaluator(metrics=dict(type='mmpretrain.ASLMultiLabelMetric', topk_with_thr=topk_with_thr))
+    evaluator.process([DataSample().set_pred_score(p).set_gt_score(t.float()) for p, t in zip(pred, target)])
+    got = evaluator.evaluate(3)
+    for key, value in expected.items():
+        assert got[f'multi-label/{key}_top3'] == pytest.approx(value, abs=1e-3), key

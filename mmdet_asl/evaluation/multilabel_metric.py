@@ -20,11 +20,18 @@ Definitions (per class c: TP_c true positives, P_c predicted positives, G_c grou
 * A label is predicted positive when its score >= ``thr``. For the top-k metrics (suffix ``_top3``) the k
   highest scores of each image are candidates and, with ``topk_with_thr=True`` (default, ML-GCN's convention),
   must also reach ``thr``; with ``False`` all k are predicted (MMPretrain's ``topk``).
-* Targets of -1 (VOC difficult, Open Images untagged with ``untagged='ignore'``) are ignored everywhere.
+* Targets of -1 (VOC difficult, Open Images untagged with ``untagged='ignore'``) are ignored everywhere: such
+  a pair is neither a positive nor a negative, so a prediction on it is no false positive (CP, OP) and a miss
+  no false negative (CR, OR), and it takes no part in any AP.
+* ``topk`` larger than the number of classes C is clamped to C (every class is a candidate); the keys keep
+  the configured name (``_top3`` on a 2-class set).
 
 All values are percentages. Scores must be finite (a NaN or inf score raises ``ValueError`` naming how many
-there are and where: a diverged model must not rank first), and ``thr`` must lie in [0, 1].
+there are and where: a diverged model must not rank first), and ``thr`` must lie in [0, 1]. Targets must be
+1, 0 or -1 (a NaN, a soft 0.5 or a 2 raises ``ValueError`` naming the image and the class), and at least
+one (image, class) pair must have a known target (not all -1, not an empty set).
 """
+from numbers import Integral
 from typing import List, Optional, Sequence
 
 import torch
@@ -59,6 +66,29 @@ def check_finite_scores(pred: torch.Tensor) -> None:
                          f'{where}. A diverged model cannot be ranked: check the training loss.')
 
 
+def check_targets(target: torch.Tensor) -> None:
+    """Raise ``ValueError`` unless every target is 1, 0 or -1 and at least one is 0 or 1, naming the first
+    (image, class) position of a bad value."""
+    bad = ~((target == 1) | (target == 0) | (target == -1))  # NaN compares unequal to all three
+    if bad.any():
+        i, c = (int(v) for v in torch.nonzero(bad)[0])
+        raise ValueError(f'targets must be 1 (positive), 0 (negative) or -1 (ignored); {int(bad.sum())} of '
+                         f'{target.numel()} are not, first at image {i}, class {c}: {float(target[i, c])}')
+    if target.numel() == 0:
+        raise ValueError(f'no images to evaluate (targets of shape {tuple(target.shape)})')
+    if not ((target == 0) | (target == 1)).any():
+        raise ValueError(f'every target of the {target.shape[0]} images is -1 (ignored): nothing to evaluate')
+
+
+def check_topk(topk) -> Optional[int]:
+    """``topk`` as an int >= 1, or None; raise ``ValueError`` otherwise."""
+    if topk is None:
+        return None
+    if isinstance(topk, bool) or not isinstance(topk, Integral) or topk < 1:
+        raise ValueError(f'topk must be None or an integer >= 1, got {topk!r}')
+    return int(topk)
+
+
 def _f1(p: float, r: float) -> float:
     return 2.0 * p * r / (p + r) if p + r > 0 else 0.0
 
@@ -73,11 +103,16 @@ def multilabel_metrics(pred: torch.Tensor, target: torch.Tensor, thr: float = 0.
     target = torch.as_tensor(target).float()
     if pred.dim() != 2 or pred.shape != target.shape:
         raise ValueError(f'pred and target must both be (N, C), got {tuple(pred.shape)} and {tuple(target.shape)}')
+    topk = check_topk(topk)
     check_finite_scores(pred)
+    check_targets(target)
     num_classes = pred.shape[1]
     has_pos = (target == 1).sum(0) > 0
     classes = has_pos if ap_no_positive == 'skip' else torch.ones_like(has_pos)
-    ap = torch.stack([_average_precision(pred[:, k], target[:, k]) for k in range(num_classes)]) * 100.0
+    # A class without positives has AP 0 ('zero') or none ('skip'); MMPretrain's helper fails on a class
+    # whose targets are all -1, so it is only asked about classes with positives.
+    ap = torch.stack([_average_precision(pred[:, k], target[:, k]) if has_pos[k] else torch.zeros(())
+                      for k in range(num_classes)]) * 100.0
     macro = ap[classes].mean().item() if classes.any() else 0.0
     micro = _average_precision(pred.flatten(), target.flatten()).item() * 100.0 if has_pos.any() else 0.0
     results = dict(mAP=macro, mAP_macro=macro, mAP_micro=micro)
@@ -125,10 +160,8 @@ class ASLMultiLabelMetric(BaseMetric):
         super().__init__(collect_device=collect_device, prefix=prefix)
         if ap_no_positive not in ('skip', 'zero'):
             raise ValueError(f"ap_no_positive must be 'skip' or 'zero', got {ap_no_positive!r}")
-        if topk is not None and int(topk) < 1:
-            raise ValueError(f'topk must be None or >= 1, got {topk}')
         self.thr = check_threshold(thr)
-        self.topk = topk
+        self.topk = check_topk(topk)
         self.topk_with_thr = topk_with_thr
         self.ap_no_positive = ap_no_positive
 
