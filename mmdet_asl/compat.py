@@ -93,6 +93,9 @@ def _numpy_globals() -> list:
     # numpy >= 2 pickles as numpy._core.multiarray.*, numpy 1.x as numpy.core.multiarray.*: accept both.
     for module in ('numpy.core.multiarray', 'numpy._core.multiarray'):
         items += [(multiarray._reconstruct, f'{module}._reconstruct'), (multiarray.scalar, f'{module}.scalar')]
+    # protocol 5 pickles a contiguous array as its buffer: numpy(._)core.numeric._frombuffer
+    frombuffer = getattr(np, '_core', np.core).numeric._frombuffer
+    items += [(frombuffer, f'{module}._frombuffer') for module in ('numpy.core.numeric', 'numpy._core.numeric')]
     # dtype classes of the numeric types (some numpy versions pickle dtypes through their class)
     for kind in (np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64,
                  np.float16, np.float32, np.float64):

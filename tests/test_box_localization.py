@@ -1,4 +1,7 @@
-"""tools/analysis_tools/box_localization.py: best IoU per ground-truth box and match errors, by hand."""
+"""tools/analysis_tools/box_localization.py: best IoU per ground-truth box and match errors, by hand; the
+predictions pickle is read without running code it names."""
+import json
+import os
 import pickle
 
 import numpy as np
@@ -75,3 +78,40 @@ def test_error_breakdown_by_hand():
     assert tool.error_breakdown(unannotated + preds, coco, tops=(1, ))[1]['background'] == 1
     with pytest.raises(ValueError, match='no .*ground-truth'):
         tool.error_breakdown(preds, {'annotations': []})
+
+
+class RunsCommand:
+    """Pickles as ``os.system(command)``: unpickling it with plain pickle runs the command."""
+
+    def __init__(self, command):
+        self.command = command
+
+    def __reduce__(self):
+        return os.system, (self.command, )
+
+
+def test_cli_refuses_a_pickle_that_runs_code(tmp_path):
+    from mmdet_asl.compat import SafeLoadError
+    marker, pkl, ann = tmp_path / 'ran', tmp_path / 'preds.pkl', tmp_path / 'val.json'
+    pkl.write_bytes(pickle.dumps(PREDS + [RunsCommand(f'touch {marker}')], protocol=2))
+    ann.write_text(json.dumps(COCO))
+    with pytest.raises(SafeLoadError, match='refused to load: global posix.system is not allowed') as info:
+        load_tool().main([str(pkl), str(ann)])
+    assert str(pkl) in str(info.value)
+    assert not marker.exists()
+
+
+def test_cli_reads_predictions_as_tools_test_writes_them(tmp_path):
+    """tools/test.py --out writes DumpDetResults' records with mmengine.dump (pickle protocol 2): tensors,
+    numpy arrays and scalars, tuples, strings."""
+    import mmengine
+    records = [dict(p, img_path=f'{p["img_id"]}.jpg', ori_shape=(120, 110), scale_factor=(np.float64(1.0), 1.0),
+                    homography_matrix=np.eye(3, dtype=np.float32),
+                    pred_instances=dict(p['pred_instances'], labels=torch.zeros(len(p['pred_instances']['scores']),
+                                                                                dtype=torch.int64)))
+               for p in PREDS]
+    pkl, ann = tmp_path / 'preds.pkl', tmp_path / 'val.json'
+    mmengine.dump(records, str(pkl))
+    ann.write_text(json.dumps(COCO))
+    assert load_tool().main([str(pkl), str(ann), '--score-thr', '0.2']) == \
+        load_tool().localization_stats(PREDS, COCO, score_thr=0.2, match_iou=0.3)

@@ -423,3 +423,47 @@ def test_open_mmlab_local_entry_pavi_and_ceph_are_loaded_safely(tmp_path, monkey
             _load_checkpoint(url)
         assert (str(home) if url.startswith('open') else url) in str(info.value)
     assert not marker.exists()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Tools reading pickles and checkpoints
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_no_unrestricted_unpickling_in_the_package_and_tools():
+    import re
+    unsafe = re.compile(r'pickle\.loads?\(|weights_only=False|mmengine\.load\(|torch\.load\((?![^)]*weights_only=True)')
+    found = []
+    for folder in ('mmdet_asl', 'tools'):
+        for root, _, files in os.walk(os.path.join(ROOT, folder)):
+            for name in files:
+                if name.endswith('.py'):
+                    path = os.path.join(root, name)
+                    with open(path, encoding='utf-8') as f:
+                        found += [f'{os.path.relpath(path, ROOT)}:{i}: {line.strip()}'
+                                  for i, line in enumerate(f, 1) if unsafe.search(line.split('#')[0])
+                                  and '``' not in line and 'pickle_module=_restricted_pickle' not in line]
+    assert not found, '\n'.join(found)
+
+
+def test_experiment_longtail_reads_its_files_safely(tmp_path):
+    from test_detection_e2e import load_tool
+    tool = load_tool('analysis_tools/experiment_longtail')
+    marker = tmp_path / 'ran'
+    dump = tmp_path / 'predictions.pkl'
+    good = [dict(pred_score=torch.tensor([0.9, 0.2]), gt_score=torch.tensor([1., 0.])),
+            dict(pred_score=torch.tensor([0.1, 0.8]), gt_score=torch.tensor([0., 1.]))]
+    import mmengine
+    mmengine.dump(good, str(dump))
+    assert tool.per_class_ap(str(dump)).tolist() == [100.0, 100.0]
+    dump.write_bytes(pickle.dumps(good + [WritesFile(str(marker), 'system')], protocol=2))
+    with pytest.raises(compat.SafeLoadError, match=f'{dump}: refused to load: global posix.system'):
+        tool.per_class_ap(str(dump))
+    torch.save(dict(state_dict={}, meta=WritesFile(str(marker), 'system')), tmp_path / 'epoch_2.pth')
+    with pytest.raises(CheckpointLoadError, match='refused to load: global posix.system'):
+        tool.final_gamma(str(tmp_path), 2)
+    assert not marker.exists()
+    torch.save(dict(state_dict={}, probability_gap={'head': dict(gamma_neg=torch.tensor([3.0, 5.0]))}),
+               tmp_path / 'epoch_3.pth')
+    assert tool.final_gamma(str(tmp_path), 3) == [3.0, 5.0]

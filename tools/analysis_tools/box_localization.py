@@ -21,9 +21,13 @@ matches them in score order at IoU 0.5 as COCO does, and sorts each one into: a 
 """
 import argparse
 import json
-import pickle
+import os.path as osp
+import sys
 
 import numpy as np
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+from mmdet_asl.compat import load_pickle_safely  # noqa: E402
 
 IOU_THRS = (0.3, 0.5, 0.6, 0.7, 0.75, 0.8)
 
@@ -146,8 +150,8 @@ def main(argv=None):
     parser.add_argument('--score-thr', type=float, default=0.2)
     parser.add_argument('--match-iou', type=float, default=0.3)
     args = parser.parse_args(argv)
-    with open(args.predictions, 'rb') as f:
-        predictions = pickle.load(f)
+    # a pickle can name any code to run: only containers, numbers, strings, numpy arrays and tensors are read
+    predictions = load_pickle_safely(args.predictions)
     with open(args.ann_file) as f:
         coco = json.load(f)
     s = localization_stats(predictions, coco, args.score_thr, args.match_iou)

@@ -22,7 +22,6 @@ import argparse
 import json
 import os
 import os.path as osp
-import pickle
 import subprocess
 import sys
 import time
@@ -32,6 +31,7 @@ import torch
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
+from mmdet_asl.compat import load_checkpoint_safely, load_pickle_safely  # noqa: E402
 from mmdet_asl.utils.configs import custom_hooks_with  # noqa: E402
 from mmdet_asl.utils.strict_json import dump_json, load_json  # noqa: E402
 
@@ -67,8 +67,7 @@ def write_config(path, loss, adaptive, dump_file, per_class_interval):
 def per_class_ap(dump_file):
     """Per-class average precision (%) of the dumped predictions, NaN for a class without positives."""
     from mmpretrain.evaluation.metrics.multi_label import _average_precision
-    with open(dump_file, 'rb') as f:
-        samples = pickle.load(f)  # written by this run's DumpResults
+    samples = load_pickle_safely(dump_file)  # written by this run's DumpResults
     scores = torch.stack([torch.as_tensor(s['pred_score']) for s in samples]).float()
     target = torch.stack([torch.as_tensor(s['gt_score']) for s in samples]).float()
     return np.array([100.0 * float(_average_precision(scores[:, c], target[:, c])) if target[:, c].sum() > 0
@@ -89,7 +88,7 @@ def last_scalars(run_dir, key):
 
 def final_gamma(run_dir, epochs):
     """gamma- per class at the end: the hook's state in the last checkpoint (the config's 4 without it)."""
-    checkpoint = torch.load(osp.join(run_dir, f'epoch_{epochs}.pth'), map_location='cpu', weights_only=False)
+    checkpoint = load_checkpoint_safely(osp.join(run_dir, f'epoch_{epochs}.pth'), map_location='cpu')
     state = checkpoint.get('probability_gap')  # a checkpoint this script's run just wrote
     if not state:
         return None
