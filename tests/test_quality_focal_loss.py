@@ -369,3 +369,46 @@ def test_equals_varifocal_loss_in_vfnet_head():
     assert_same_head(avfl, vfl)
     asym = head_loss('VFNetHead', dict(ours, gamma_neg=4.0, clip=0.05))
     assert asym[0]['loss_cls'] < vfl[0]['loss_cls']
+
+
+# ------------------------------------------------------------------------------ AsymmetricLoss refuses these heads
+ASL = dict(type='AsymmetricLoss', use_sigmoid=True, gamma_pos=0.0, gamma_neg=4.0, clip=0.05)
+
+
+def test_asymmetric_loss_refuses_tood_head_at_its_first_call(tood_epoch):
+    """TOOD calls loss_cls with (labels, alignment metrics) on probabilities after ``initial_epoch``."""
+    with pytest.raises(TypeError, match="tuple target.*type='AsymmetricQualityFocalLoss'"):
+        head_loss('TOODHead', ASL)
+    # Keeping TOOD's ``activated=True`` fails when the head is built.
+    with pytest.raises(ValueError, match="activated=True.*type='AsymmetricQualityFocalLoss'"):
+        head_loss('TOODHead', dict(ASL, activated=True))
+
+
+def test_asymmetric_loss_refuses_gfl_head():
+    with pytest.raises(TypeError, match="tuple target.*type='AsymmetricQualityFocalLoss'"):
+        head_loss('GFLHead', ASL)
+
+
+def test_asymmetric_loss_refuses_centernet_heads():
+    torch.manual_seed(0)
+    head = MODELS.build(dict(type='CenterNetUpdateHead', num_classes=3, in_channels=8, feat_channels=8,
+                             stacked_convs=1, strides=[8, 16], regress_ranges=((0, 32), (24, 1e8)), loss_cls=ASL,
+                             norm_cfg=dict(type='GN', num_groups=4, requires_grad=True),
+                             loss_bbox=dict(type='GIoULoss', loss_weight=2.0)))
+    feats, samples = tiny_batch()
+    with pytest.raises(TypeError, match='GaussianFocalLoss is not supported by AsymmetricLoss'):
+        head.loss(feats, samples)
+    # CenterNetHead's loss_center_heatmap: (B, C, H, W) Gaussian heatmaps.
+    with pytest.raises(ValueError, match='GaussianFocalLoss'):
+        MODELS.build(ASL)(torch.randn(2, 3, 8, 8), torch.rand(2, 3, 8, 8))
+
+
+def test_asymmetric_loss_refusals_called_directly():
+    logits, labels, score, _, _ = logits_and_targets()
+    loss = MODELS.build(ASL)
+    with pytest.raises(TypeError, match='AsymmetricQualityFocalLoss'):
+        loss(logits, (labels, score))
+    with pytest.raises(TypeError, match="unexpected keyword argument\\(s\\) \\['foo'\\]"):
+        loss(logits, labels, foo=1)
+    # activated=False (FocalLoss's default) is accepted and changes nothing.
+    torch.testing.assert_close(MODELS.build(dict(ASL, activated=False))(logits, labels), loss(logits, labels))

@@ -14,6 +14,7 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
+from mmdet.models.losses import accuracy
 from mmdet.registry import MODELS
 
 from ...ops.asl import ASLParams, ExecOptions, apply_asymmetric_loss, probability_gap
@@ -50,6 +51,14 @@ class AsymmetricLoss(nn.Module):
         validate (bool): check the input values at every call (label range, targets in [0, 1], finite
             logits, finite non-negative weights and avg_factor). Costs one host synchronisation per call;
             turn off for a validated training loop. Default True.
+        activated (bool): must be False: ASL takes logits. Probabilities (TOOD's ``activated=True``) and the
+            tuple targets (labels, scores) of QualityFocalLoss heads are refused, naming
+            ``AsymmetricQualityFocalLoss``; so are GaussianFocalLoss's ``pos_inds``/``pos_labels`` (CenterNet).
+
+    In an RoI bbox head (Faster / Cascade R-CNN's ``Shared2FCBBoxHead``) the loss implements MMDetection's
+    custom classifier contract (``get_cls_channels``, ``get_activation``, ``get_accuracy``, as SeesawLoss): the
+    classifier gets C sigmoid channels, the background label C is a negative of every class, and prediction
+    gets C + 1 scores with the background last (prod_c (1 - p_c)).
 
     gamma- (a float, or a (C,) tensor once a per-class value was set) lives in ``gamma_neg_buffer``, which
     follows the module's device but stays float64 under ``.half()``, as do the probe sums. It is not part
@@ -77,11 +86,17 @@ class AsymmetricLoss(nn.Module):
                  probe: bool = False,
                  probe_per_class: bool = False,
                  impl: str = 'eager',
-                 validate: bool = True):
+                 validate: bool = True,
+                 activated: bool = False):
         super().__init__()
         if use_sigmoid is not True:
             raise ValueError('AsymmetricLoss only supports use_sigmoid=True (sigmoid per label); '
                              f'got use_sigmoid={use_sigmoid!r}')
+        if activated is not False:
+            # Probabilities (TOOD's head) would be read as logits: sigmoid(p) in (0.5, 0.73) trains nothing sensible.
+            raise ValueError(f'AsymmetricLoss takes logits; activated={activated!r} (probabilities as input, as in '
+                             "TOOD's head) is not supported: use type='AsymmetricQualityFocalLoss' with "
+                             'activated=True')
         if isinstance(gamma_neg, Tensor):
             raise TypeError('gamma_neg must be a real number in the config (an adaptive gamma- is set '
                             'through the gamma_neg attribute)')
@@ -104,6 +119,47 @@ class AsymmetricLoss(nn.Module):
         self.gamma_neg_dynamic = False
         # Probability-gap sums since the last ``pop_probe_sums``; per iteration, so not checkpointed.
         self.register_buffer('probe_sums', torch.zeros(4, dtype=torch.float64), persistent=False)
+        # C, once an RoI bbox head asked for its classifier's channels (see ``get_cls_channels``).
+        self.roi_num_classes: Optional[int] = None
+
+    # MMDetection's custom classifier contract, as SeesawLoss implements it. RoI bbox heads (BBoxHead,
+    # ConvFCBBoxHead: Faster/Cascade R-CNN) otherwise build a softmax classifier of C + 1 channels whatever
+    # use_sigmoid says; with it they ask ``get_cls_channels`` and get C sigmoid channels, their labels' background
+    # index C is a negative of every class, and ``get_activation`` hands their prediction the C + 1 scores
+    # (background last) that ``multiclass_nms`` expects. Dense heads never call ``get_cls_channels``: for them
+    # ``get_activation`` is the sigmoid their ``use_sigmoid`` path applies, and no accuracy is added.
+    custom_cls_channels = True
+
+    @property
+    def custom_activation(self) -> bool:
+        return self.roi_num_classes is not None
+
+    @property
+    def custom_accuracy(self) -> bool:
+        return self.roi_num_classes is not None
+
+    def get_cls_channels(self, num_classes: int) -> int:
+        """Classifier channels of an RoI bbox head: C sigmoid outputs, no background channel."""
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+            raise ValueError(f'num_classes of the bbox head must be a positive integer, got {num_classes!r}')
+        self.roi_num_classes = num_classes
+        return num_classes
+
+    def get_activation(self, cls_score: Tensor) -> Tensor:
+        """Scores of the classifier's logits: sigmoid per class; for an RoI head, (N, C + 1) with the background
+        last, the probability that no class is present, prod_c (1 - p_c) (independent sigmoids)."""
+        scores = cls_score.sigmoid()
+        if self.roi_num_classes is None:
+            return scores
+        if cls_score.shape[-1] != self.roi_num_classes:
+            raise ValueError(f'cls_score must have {self.roi_num_classes} channels (the bbox head\'s classes), got '
+                             f'shape {tuple(cls_score.shape)}')
+        return torch.cat([scores, torch.prod(1 - scores, dim=-1, keepdim=True)], dim=-1)
+
+    def get_accuracy(self, cls_score: Tensor, labels: Tensor) -> dict:
+        """``acc`` as the softmax head logs it: argmax of the C + 1 scores of ``get_activation`` against the
+        labels (background = C)."""
+        return dict(acc=accuracy(self.get_activation(cls_score), labels))
 
     # Read-only views of the hyper-parameters, under FocalLoss-like names.
     gamma_pos = property(lambda self: self.params.gamma_pos)
@@ -196,7 +252,9 @@ class AsymmetricLoss(nn.Module):
                 target: Tensor,
                 weight: Optional[Tensor] = None,
                 avg_factor: Optional[float] = None,
-                reduction_override: Optional[str] = None) -> Tensor:
+                reduction_override: Optional[str] = None,
+                **kwargs) -> Tensor:
+        self._refuse_foreign_call(pred, target, kwargs)
         if reduction_override not in (None, ) + REDUCTIONS:
             raise ValueError(f'reduction_override must be None or one of {REDUCTIONS}, '
                              f'got {reduction_override!r}')
@@ -226,3 +284,27 @@ class AsymmetricLoss(nn.Module):
                 self.probe_sums = torch.zeros_like(sums, dtype=torch.float64, device=self.probe_sums.device)
             self.probe_sums += sums.to(self.probe_sums)
         return loss
+
+    def _refuse_foreign_call(self, pred, target, kwargs: dict) -> None:
+        """Refuse the calls of heads whose classification loss is not a FocalLoss: their targets would be read
+        as ASL's and trained silently wrong."""
+        if isinstance(target, (tuple, list)):
+            raise TypeError('AsymmetricLoss got a tuple target (labels, quality scores), the form of the heads '
+                            "built for QualityFocalLoss (GFL, RTMDet, TOOD, DETR's QFL branch): use "
+                            "type='AsymmetricQualityFocalLoss' (ASL's gamma- and margin in QualityFocalLoss)")
+        if 'pos_inds' in kwargs or 'pos_labels' in kwargs:
+            raise TypeError(f'AsymmetricLoss got {sorted(kwargs)}: the head calls its loss as GaussianFocalLoss '
+                            "(CenterNet's Gaussian heatmap targets with pos_inds/pos_labels); GaussianFocalLoss "
+                            'is not supported by AsymmetricLoss: keep GaussianFocalLoss for this head')
+        if kwargs:
+            raise TypeError(f'AsymmetricLoss.forward got unexpected keyword argument(s) {sorted(kwargs)}: it '
+                            'takes (pred, target, weight, avg_factor, reduction_override) as FocalLoss; the head '
+                            'expects another loss')
+        if self.roi_num_classes is not None and isinstance(pred, Tensor) and pred.dim() == 2 \
+                and pred.shape[1] != self.roi_num_classes:
+            raise ValueError(f'pred has {pred.shape[1]} channels, but the RoI bbox head was built with '
+                             f'{self.roi_num_classes} sigmoid channels (get_cls_channels)')
+        if isinstance(pred, Tensor) and pred.dim() == 4:
+            raise ValueError(f'AsymmetricLoss takes (N, C) logits, got a {tuple(pred.shape)} map: (B, C, H, W) '
+                             "heatmaps with Gaussian targets (CenterNet's loss_center_heatmap, GaussianFocalLoss) "
+                             'are not supported')
