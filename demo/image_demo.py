@@ -12,7 +12,10 @@ otherwise. For the demo detector (``bash tools/run_detection_demo.sh``)::
 
     python demo/image_demo.py data/deepforest/images/val/2019_YELL_2_541000_4977000_image_crop_400_0.png \\
         configs/demo/fcos_effnet-lite0_asl_deepforest.py \\
-        work_dirs/fcos_effnet-lite0_asl_deepforest/epoch_30.pth --out-dir outputs
+        work_dirs/fcos_effnet-lite0_asl_deepforest/epoch_60.pth --out-dir outputs
+
+(``epoch_<max_epochs>.pth``: the checkpoint ``tools/train.py`` writes last; a missing CHECKPOINT error names it
+for the given config.)
 """
 import argparse
 import json
@@ -39,10 +42,28 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def ground_truth(ann_file: str, image: str):
+def read_coco(ann_file: str) -> dict:
+    """The parsed ``--ann-file``; a file that is not a COCO JSON object raises ValueError naming it."""
+    if not osp.isfile(ann_file):
+        raise FileNotFoundError(f'--ann-file {ann_file} does not exist')
+    with open(ann_file, 'rb') as f:
+        raw = f.read()
+    try:
+        coco = json.loads(raw)
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise ValueError(f'--ann-file {ann_file} is not valid JSON ({exc}); expected a COCO annotation file') from None
+    missing = [k for k in ('images', 'annotations', 'categories') if not isinstance(coco, dict)
+               or not isinstance(coco.get(k), list)]
+    if missing:
+        raise ValueError(f'--ann-file {ann_file} has no {", ".join(repr(k) for k in missing)} list(s); expected a '
+                         'COCO annotation file with "images", "annotations" and "categories"')
+    return coco
+
+
+def ground_truth(ann_file: str, image: str, coco: dict = None):
     """The image's non-crowd boxes (x1, y1, x2, y2) and labels (0-based) from a COCO file."""
     from mmengine.structures import InstanceData
-    coco = json.load(open(ann_file))
+    coco = read_coco(ann_file) if coco is None else coco
     name = osp.basename(image)
     ids = [im['id'] for im in coco['images'] if osp.basename(im['file_name']) == name]
     if not ids:
@@ -54,6 +75,15 @@ def ground_truth(ann_file: str, image: str):
     return InstanceData(bboxes=boxes, labels=torch.tensor([cats.index(a['category_id']) for a in anns]))
 
 
+def last_checkpoint(config: str) -> str:
+    """The checkpoint ``tools/train.py CONFIG`` writes last: ``work_dirs/<config name>/epoch_<max_epochs>.pth``."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(config)
+    work_dir = cfg.get('work_dir') or osp.join('work_dirs', osp.splitext(osp.basename(config))[0])
+    max_epochs = (cfg.get('train_cfg') or {}).get('max_epochs')
+    return osp.join(work_dir, f'epoch_{max_epochs}.pth' if max_epochs else 'iter_<max_iters>.pth')
+
+
 def boxes_as_json(result, classes):
     pred = result.pred_instances
     return [dict(bbox=[round(float(v), 2) for v in box], score=round(float(score), 4), label=int(label),
@@ -63,9 +93,13 @@ def boxes_as_json(result, classes):
 
 def main(argv=None):
     args = parse_args(argv)
-    for name, path in (('image', args.image), ('config', args.config), ('checkpoint', args.checkpoint)):
+    for name, path in (('image', args.image), ('config', args.config)):
         if not osp.isfile(path):
             raise FileNotFoundError(f'{name} {path} does not exist')
+    if not osp.isfile(args.checkpoint):
+        raise FileNotFoundError(f'checkpoint {args.checkpoint} does not exist; tools/train.py {args.config} '
+                                f'writes {last_checkpoint(args.config)}')
+    gt = ground_truth(args.ann_file, args.image) if args.ann_file else None  # a bad file fails before the model
     from mmdet.apis import inference_detector, init_detector
     from mmdet.registry import VISUALIZERS
     model = init_detector(args.config, args.checkpoint, device=args.device)
@@ -76,8 +110,8 @@ def main(argv=None):
     boxes = boxes_as_json(result, classes)
     with open(osp.join(args.out_dir, stem + '.json'), 'w') as f:
         json.dump(boxes, f, indent=1)
-    if args.ann_file:
-        result.gt_instances = ground_truth(args.ann_file, args.image)
+    if gt is not None:
+        result.gt_instances = gt
     visualizer = VISUALIZERS.build(dict(type='DetLocalVisualizer', name=f'image_demo_{id(result)}', line_width=2))
     visualizer.dataset_meta = model.dataset_meta
     image = mmcv.imconvert(mmcv.imread(args.image), 'bgr', 'rgb')

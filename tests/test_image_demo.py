@@ -87,3 +87,20 @@ def test_image_demo_without_ground_truth_and_bad_paths(deepforest_image, checkpo
     assert cv2.imread(out_file).shape == (400, 400, 3)
     with pytest.raises(FileNotFoundError, match='checkpoint'):
         demo.main([image, CONFIG, str(tmp_path / 'none.pth'), '--out-dir', str(tmp_path)])
+
+
+def test_checkpoint_names_follow_the_config_epochs(tmp_path):
+    """The docstring's example and the missing-checkpoint error name the checkpoint tools/train.py writes last
+    for the config: epoch_<max_epochs>.pth (CheckpointHook interval = max_epochs)."""
+    import re
+    demo = load_module('demo/image_demo.py')
+    cfg = Config.fromfile(CONFIG)
+    last = f'epoch_{cfg.train_cfg.max_epochs}.pth'
+    assert cfg.default_hooks.checkpoint.interval == cfg.train_cfg.max_epochs
+    assert re.findall(r'epoch_\d+\.pth', demo.__doc__) == [last]
+    image = tmp_path / 'a.png'
+    image.write_bytes(b'')
+    with pytest.raises(FileNotFoundError) as info:
+        demo.main([str(image), CONFIG, str(tmp_path / 'none.pth')])
+    assert osp.join('work_dirs', 'fcos_effnet-lite0_asl_deepforest', last) in str(info.value)
+    assert f'tools/train.py {CONFIG}' in str(info.value)

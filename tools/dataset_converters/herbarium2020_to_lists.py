@@ -9,6 +9,7 @@ images (at least one, and never a class's only image).
     python tools/dataset_converters/herbarium2020_to_lists.py data/herbarium2020 [--val-ratio 0.1] [--seed 0]
 """
 import argparse
+import importlib.util
 import json
 import os
 import os.path as osp
@@ -17,16 +18,32 @@ from collections import defaultdict
 
 import numpy as np
 
+# The COCO checks of the pre-flight module, loaded by path: importing the mmdet_asl package would pull in
+# torch and MMDetection for a JSON check.
+_spec = importlib.util.spec_from_file_location('mmdet_asl_preflight', osp.join(
+    osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'mmdet_asl', 'utils', 'preflight.py'))
+_preflight = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_preflight)
+coco_file_problems = _preflight.coco_file_problems
+
 
 def load_metadata(path: str):
-    """(file names, labels, class names) from a Herbarium 2020 metadata.json; labels follow sorted category ids."""
+    """(file names, labels, class names) from a Herbarium 2020 metadata.json; labels follow sorted category ids.
+
+    A malformed file raises ValueError naming the file, the entry and what is wrong (see
+    :func:`mmdet_asl.utils.preflight.coco_file_problems`), instead of a bare KeyError halfway through.
+    """
     if not osp.isfile(path):
         raise FileNotFoundError(f'{path} not found; expected the Herbarium 2020 layout <root>/train/metadata.json')
-    with open(path, encoding='utf-8') as f:
-        meta = json.load(f)
-    missing = {'images', 'annotations', 'categories'} - set(meta)
-    if missing:
-        raise ValueError(f'{path} lacks the key(s) {sorted(missing)}')
+    with open(path, 'rb') as f:
+        raw = f.read()
+    try:
+        meta = json.loads(raw)
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise ValueError(f'{path} is not valid JSON ({exc}); expected the Herbarium 2020 metadata.json') from None
+    problems = coco_file_problems(meta)
+    if problems:
+        raise ValueError(f'{path} ' + f'\n{path} '.join(problems))
     cats = sorted(meta['categories'], key=lambda c: c['id'])
     label_of = {c['id']: i for i, c in enumerate(cats)}
     file_of = {im['id']: im['file_name'] for im in meta['images']}

@@ -18,7 +18,7 @@ installs ``/usr/share/datasets/fashion-mnist/{train,t10k}-{images-idx3,labels-id
 with the same four files can be given by ``--src`` or the ``FASHION_MNIST_DIR`` environment variable.
 
     python tools/dataset_converters/make_fashion_canvases.py    # 6000 train + 2000 test canvases, seed 0
-    python tools/dataset_converters/make_fashion_canvases.py --num-train 200 --num-test 100 \
+    python tools/dataset_converters/make_fashion_canvases.py --num-train 200 --num-test 100 \\
         --out data/fashion_canvas_tiny
 
 A box is the tight extent of the pasted item's non-zero pixels, so boxes are exact in canvas pixels.
@@ -27,6 +27,7 @@ seeded generator in canvas pixels, so ``--size`` and ``--scale-range`` change th
 another size are another sample of items, not a rescaled copy.
 """
 import argparse
+import functools
 import gzip
 import json
 import os
@@ -64,20 +65,35 @@ def find_source(src=None):
 
 
 def read_idx(path):
-    with gzip.open(path, 'rb') as f:
-        data = f.read()
-    magic, = struct.unpack('>I', data[:4])
-    ndim = magic & 0xFF
+    """A gzipped IDX file of unsigned bytes as an array; a file that is not one raises ValueError naming it."""
+    try:
+        with gzip.open(path, 'rb') as f:
+            data = f.read()
+    except (OSError, EOFError) as exc:  # gzip.BadGzipFile is an OSError; EOFError: cut-off gzip stream
+        raise ValueError(f'{path} is not a readable gzip file ({exc}); expected a gzipped IDX file of '
+                         'Fashion-MNIST, as `apt-get install -y dataset-fashion-mnist` installs') from None
+    if len(data) < 4 or data[:3] != b'\x00\x00\x08' or not 1 <= data[3] <= 4:
+        raise ValueError(f'{path} does not start with an IDX header of unsigned bytes (magic 0x0801-0x0804, got '
+                         f'{data[:4].hex() or "nothing"}); expected a Fashion-MNIST IDX file')
+    ndim = data[3]
+    if len(data) < 4 + 4 * ndim:
+        raise ValueError(f'{path} is cut off inside its IDX header ({len(data)} bytes)')
     dims = struct.unpack('>' + 'I' * ndim, data[4:4 + 4 * ndim])
+    expected = 4 + 4 * ndim + int(np.prod(dims))
+    if len(data) != expected:
+        raise ValueError(f'{path} holds {len(data)} bytes; its IDX header {dims} announces {expected}: the file is '
+                         'truncated or not a Fashion-MNIST file')
     return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
 
 
+@functools.lru_cache(maxsize=4)  # main() checks the files first; make_split() reuses the arrays
 def load_split(folder, split):
     img_file, lbl_file = FILES[split]
     images = read_idx(osp.join(folder, img_file))
     labels = read_idx(osp.join(folder, lbl_file))
-    if images.shape[0] != labels.shape[0] or images.shape[1:] != (28, 28):
-        raise ValueError(f'unexpected Fashion-MNIST {split} arrays: {images.shape}, {labels.shape}')
+    if images.shape[0] != labels.shape[0] or images.shape[1:] != (28, 28) or labels.ndim != 1:
+        raise ValueError(f'{osp.join(folder, img_file)} and {osp.join(folder, lbl_file)} hold arrays of shapes '
+                         f'{images.shape} and {labels.shape}; expected (N, 28, 28) images and N labels')
     return images, labels
 
 
@@ -177,23 +193,40 @@ def parse_args(argv=None):
     return args
 
 
+def read_output(path, tag='make_fashion_canvases'):
+    """An existing output annotation file, or None when it is absent or unusable (said on stderr; the caller
+    then rebuilds it)."""
+    if not osp.isfile(path):
+        return None
+    try:
+        with open(path, 'rb') as f:
+            coco = json.loads(f.read())
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+        print(f'[{tag}] {path} exists but is not valid JSON ({exc}): rebuilding it', file=sys.stderr)
+        return None
+    if not isinstance(coco, dict) or not isinstance(coco.get('info'), dict) or \
+            not isinstance(coco.get('images'), list):
+        print(f'[{tag}] {path} exists but is not a COCO file with "info" and "images": rebuilding it',
+              file=sys.stderr)
+        return None
+    return coco
+
+
 def _up_to_date(args):
     for split, seed in (('train', args.seed), ('test', args.seed + 1)):
-        path = osp.join(args.out, 'annotations', f'instances_{split}.json')
-        if not osp.isfile(path):
+        coco = read_output(osp.join(args.out, 'annotations', f'instances_{split}.json'))
+        if coco is None:
             return False
-        with open(path) as f:
-            info = json.load(f).get('info', {})
+        info = coco['info']
         num = args.num_train if split == 'train' else args.num_test
         want = dict(seed=seed, size=args.size, items=[args.min_items, args.max_items],
                     scale_range=list(args.scale_range), format_version=FORMAT_VERSION)
         if any(info.get(k) != v for k, v in want.items()):
             return False
-        if len(os.listdir(osp.join(args.out, split))) < num:
+        if not osp.isdir(osp.join(args.out, split)) or len(os.listdir(osp.join(args.out, split))) < num:
             return False
-        with open(path) as f:
-            if len(json.load(f)['images']) != num:
-                return False
+        if len(coco['images']) != num:
+            return False
     return True
 
 
@@ -204,7 +237,9 @@ def main(argv=None):
         return 0
     try:
         folder = find_source(args.src)
-    except FileNotFoundError as e:
+        for split in FILES:
+            load_split(folder, split)  # every source file readable before anything is written
+    except (FileNotFoundError, ValueError) as e:
         print(f'[make_fashion_canvases] error: {e}', file=sys.stderr)
         return 2
     for split, seed in (('train', args.seed), ('test', args.seed + 1)):

@@ -113,12 +113,11 @@ def parse_args(argv=None):
 
 def _up_to_date(args, probs):
     for split in ('train', 'test'):
-        path = osp.join(args.out, 'annotations', f'instances_{split}.json')
-        if not osp.isfile(path):
+        coco = canvases.read_output(osp.join(args.out, 'annotations', f'instances_{split}.json'),
+                                    'make_longtail_canvases')
+        if coco is None:
             return False
-        with open(path) as f:
-            coco = json.load(f)
-        info, num = coco.get('info', {}), args.num_train if split == 'train' else args.num_test
+        info, num = coco['info'], args.num_train if split == 'train' else args.num_test
         if info.get('format_version') != FORMAT_VERSION or info.get('class_probabilities') != probs.tolist() or \
                 info.get('size') != args.size or info.get('items') != [args.min_items, args.max_items] or \
                 len(coco['images']) != num:
@@ -134,7 +133,9 @@ def main(argv=None):
         return 0
     try:
         folder = canvases.find_source(args.src)
-    except FileNotFoundError as e:
+        for split in canvases.FILES:
+            canvases.load_split(folder, split)  # every source file readable before anything is written
+    except (FileNotFoundError, ValueError) as e:
         print(f'[make_longtail_canvases] error: {e}', file=sys.stderr)
         return 2
     for split, seed in (('train', args.seed), ('test', args.seed + 1)):

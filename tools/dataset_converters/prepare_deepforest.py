@@ -54,12 +54,30 @@ def fetch_wheel(cache_dir: str, version: str) -> str:
 
 
 def extract_data(wheel: str, dest: str) -> str:
+    """Unzip the wheel's ``deepforest/data/`` into ``dest`` (files already there are kept) and return it.
+
+    Raises:
+        FileNotFoundError: ``wheel`` does not exist.
+        ValueError: ``wheel`` is not a zip archive (a text or HTML file saved under a wheel's name, a cut-off
+            download), or holds no ``deepforest/data/`` folder.
+    """
     data_dir = osp.join(dest, 'deepforest', 'data')
-    with zipfile.ZipFile(wheel) as zf:
-        names = [n for n in zf.namelist() if n.startswith('deepforest/data/')]
-        missing = [n for n in names if not osp.exists(osp.join(dest, n))]
-        if missing:
-            zf.extractall(dest, missing)
+    if not osp.isfile(wheel):
+        raise FileNotFoundError(f'wheel {wheel} does not exist; pass a deepforest wheel with --wheel, or leave '
+                                '--wheel out to fetch it into --cache')
+    redo = (f'delete it and fetch the wheel again (pip download deepforest=={DEFAULT_VERSION} --no-deps), or '
+            'leave --wheel out to fetch it into --cache')
+    try:
+        with zipfile.ZipFile(wheel) as zf:
+            names = [n for n in zf.namelist() if n.startswith('deepforest/data/')]
+            if not names:
+                raise ValueError(f'{wheel} holds no deepforest/data/ folder; expected the deepforest wheel '
+                                 f'(its sample images and boxes): {redo}')
+            missing = [n for n in names if not osp.exists(osp.join(dest, n))]
+            if missing:
+                zf.extractall(dest, missing)
+    except (zipfile.BadZipFile, EOFError) as exc:
+        raise ValueError(f'{wheel} is not a wheel: not a readable zip archive ({exc}); {redo}') from None
     return data_dir
 
 
@@ -143,7 +161,7 @@ def convert(data_dir: str, out: str, tile: int, min_visible: float, max_tiles=No
     return stats
 
 
-def parse_args():
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--out', default='data/deepforest', help='output folder (COCO layout)')
     parser.add_argument('--cache', default='data/cache', help='where the wheel and its data are kept')
@@ -154,11 +172,11 @@ def parse_args():
                         help='fraction of a box inside a tile to keep it as an object (else iscrowd)')
     parser.add_argument('--max-tiles', type=int, nargs=2, metavar=('TRAIN', 'VAL'),
                         help='keep only this many tiles per split (the most annotated ones), for tests')
-    return parser.parse_args()
+    return parser.parse_args(argv)
 
 
-def main():
-    args = parse_args()
+def main(argv=None):
+    args = parse_args(argv)
     wheel = args.wheel or fetch_wheel(args.cache, args.version)
     data_dir = extract_data(wheel, args.cache)
     convert(data_dir, args.out, args.tile_size, args.min_visible, args.max_tiles)

@@ -58,9 +58,23 @@ def convert_head(state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
 
 
 def convert(checkpoint: dict) -> Tuple[dict, str, int]:
-    """(MMPretrain checkpoint, timm model name, feature width) from a loaded official checkpoint."""
+    """(MMPretrain checkpoint, timm model name, feature width) from a loaded official checkpoint.
+
+    Raises:
+        ValueError: the checkpoint is not a dict, or its state dict is not a dict of tensors.
+        KeyError: the state dict lacks the official TResNet's tensors.
+    """
     from timm.models.tresnet import checkpoint_filter_fn
+    if not isinstance(checkpoint, dict):
+        raise ValueError(f'holds a {type(checkpoint).__name__}; expected a checkpoint dict (the official '
+                         "{'model': state_dict, 'idx_to_class': ...}) or a bare state dict")
     state = checkpoint.get('model', checkpoint.get('state_dict', checkpoint))
+    if not isinstance(state, dict) or not state:
+        raise ValueError(f'holds a {type(state).__name__} as its state dict; expected a dict of tensors')
+    not_tensors = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
+    if not_tensors:
+        raise ValueError(f'state dict entries {not_tensors[:3]} ({len(not_tensors)}) are not tensors; expected '
+                         'the official model\'s state dict')
     model_name, width = detect_variant(state)
     body = {k: v for k, v in state.items() if k.startswith('body.')}
     converted = {f'backbone.timm_model.{k}': v for k, v in checkpoint_filter_fn(body, None).items()}
@@ -83,7 +97,12 @@ def main(argv=None) -> int:
         checkpoint = torch.load(args.src, map_location='cpu', weights_only=True)
     except FileNotFoundError:
         parser.error(f'src: {args.src} not found')
-    out, model_name, width = convert(checkpoint)
+    except Exception as exc:  # text, HTML, a cut-off download: UnpicklingError, IndexError, RuntimeError ...
+        parser.error(f'src: {args.src} is not a readable PyTorch checkpoint ({type(exc).__name__}: {exc})')
+    try:
+        out, model_name, width = convert(checkpoint)
+    except (KeyError, ValueError) as exc:
+        parser.error(f'src: {args.src} {exc.args[0] if exc.args else exc}')
     torch.save(out, args.dst)
     num_classes = out['state_dict']['head.fc.weight'].shape[0]
     print(f'{args.src} -> {args.dst}: {model_name}, {num_classes} classes. Config options:\n'

