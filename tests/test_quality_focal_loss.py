@@ -371,6 +371,36 @@ def test_equals_varifocal_loss_in_vfnet_head():
     assert asym[0]['loss_cls'] < vfl[0]['loss_cls']
 
 
+def detr_loss(loss_cls, cls_cost):
+    """DETRHead losses and gradients with a Hungarian assigner whose classification cost is ``cls_cost``."""
+    torch.manual_seed(0)
+    head = MODELS.build(dict(
+        type='DETRHead', num_classes=3, embed_dims=8, loss_cls=loss_cls, loss_bbox=dict(type='L1Loss', loss_weight=5.0),
+        loss_iou=dict(type='GIoULoss', loss_weight=2.0),
+        train_cfg=ConfigDict(assigner=dict(type='HungarianAssigner', match_costs=[
+            cls_cost, dict(type='BBoxL1Cost', weight=5.0, box_format='xywh'),
+            dict(type='IoUCost', iou_mode='giou', weight=2.0)]))))
+    g = torch.Generator().manual_seed(1)
+    cls_scores, bbox_preds = head(torch.randn(2, 2, 10, 8, generator=g))  # (decoder layers, images, queries, dims)
+    _, samples = tiny_batch()
+    losses = head.loss_by_feat(cls_scores, bbox_preds, [s.gt_instances for s in samples],
+                               [s.metainfo for s in samples])
+    sum(losses.values()).backward()
+    return losses, {n: p.grad for n, p in head.named_parameters() if p.grad is not None}
+
+
+def test_equals_quality_focal_loss_in_detr_head():
+    """DETRHead hands (labels, IoU) to an instance of QualityFocalLoss; matched by AsymmetricFocalLossCost."""
+    qfl = detr_loss(dict(type='QualityFocalLoss', use_sigmoid=True, beta=2.0, loss_weight=2.0),
+                    dict(type='FocalLossCost', weight=2.0))
+    ours = dict(type='AsymmetricQualityFocalLoss', use_sigmoid=True, beta=2.0, loss_weight=2.0)
+    aqfl = detr_loss(ours, dict(type='AsymmetricFocalLossCost', weight=2.0))
+    assert_same_head(aqfl, qfl)
+    asym = detr_loss(dict(ours, gamma_neg=4.0, clip=0.05),
+                     dict(type='AsymmetricFocalLossCost', gamma_neg=4.0, clip=0.05, weight=2.0))
+    assert asym[0]['loss_cls'] < qfl[0]['loss_cls']
+
+
 # ------------------------------------------------------------------------------ AsymmetricLoss refuses these heads
 ASL = dict(type='AsymmetricLoss', use_sigmoid=True, gamma_pos=0.0, gamma_neg=4.0, clip=0.05)
 
