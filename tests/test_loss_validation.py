@@ -173,3 +173,22 @@ def test_two_dim_gamma_neg_or_clip_names_the_attribute_and_the_shapes(name):
     loss = AsymmetricLoss()
     with pytest.raises(ValueError, match=rf'{name}.*0-dim tensor or a \(C,\) tensor.*shape \(2, 2\)'):
         setattr(loss, name, torch.full((2, 2), 0.1))
+
+
+@pytest.mark.parametrize('value,impl', [('1', 'compiled'), (' TRUE ', 'compiled'), ('yes', 'compiled'),
+                                        ('on', 'compiled'), ('0', 'eager'), ('false', 'eager'), ('Off', 'eager'),
+                                        ('no', 'eager'), ('', None), ('  ', None)])
+def test_compile_override_from_the_environment(monkeypatch, value, impl):
+    from mmdet_asl.ops.asl.params import impl_override
+    monkeypatch.setenv('MMDET_ASL_COMPILE', value)
+    assert impl_override() == impl
+
+
+@pytest.mark.parametrize('value', ['maybe', '2', 'compiled', 'eager', 'y'])
+def test_compile_override_refuses_other_words(monkeypatch, value):
+    from mmdet_asl.ops.asl.params import impl_override
+    monkeypatch.setenv('MMDET_ASL_COMPILE', value)
+    with pytest.raises(ValueError, match=f"MMDET_ASL_COMPILE must be one of .*got '{value}'"):
+        impl_override()
+    monkeypatch.delenv('MMDET_ASL_COMPILE')
+    assert impl_override() is None

@@ -163,3 +163,58 @@ def test_single_label_far_wrong_target_keeps_its_gradient():
         loss.sum().backward()
         assert torch.isfinite(loss).all() and torch.isfinite(z.grad).all()
         assert float(z.grad[0, 0]) == pytest.approx(expected, abs=1e-6)
+
+
+@pytest.mark.parametrize('dtype', [torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64])
+def test_single_label_asl_takes_any_integer_labels(dtype):
+    """With gamma+ = gamma- = 0 and m = 0: -log p_t - sum over c != t of log(1 - p_c), p = softmax(z)."""
+    from mmdet_asl.ops.asl import asymmetric_loss_single_label
+    z = [[1.0, 2.0, 3.0], [0.5, -1.0, 0.0]]
+    labels = [2, 0]
+    expected = []
+    for row, t in zip(z, labels):
+        e = [math.exp(v) for v in row]
+        p = [v / sum(e) for v in e]
+        expected.append(-math.log(p[t]) - sum(math.log(1 - p[c]) for c in range(3) if c != t))
+    out = asymmetric_loss_single_label(torch.tensor(z, dtype=torch.float64), torch.tensor(labels, dtype=dtype),
+                                       gamma_pos=0.0, gamma_neg=0.0, clip=0.0)
+    assert out.tolist() == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize('labels', [torch.tensor([0.0, 2.0]), torch.tensor([True, False])])
+def test_single_label_asl_refuses_float_and_bool_labels(labels):
+    from mmdet_asl.ops.asl import asymmetric_loss_single_label
+    with pytest.raises(TypeError, match=rf'labels must be integer class indices.*got {labels.dtype}'):
+        asymmetric_loss_single_label(torch.randn(2, 3), labels)
+
+
+def test_single_label_asl_refuses_a_per_class_gamma_of_another_length():
+    from mmdet_asl.ops.asl import asymmetric_loss_single_label
+    with pytest.raises(ValueError, match='gamma_neg per class has 2 entries, but pred .* C = 3'):
+        asymmetric_loss_single_label(torch.randn(2, 3), torch.tensor([0, 2]), gamma_neg=torch.tensor([1.0, 2.0]))
+
+
+@pytest.mark.parametrize('kwargs,match', [(dict(loss_weight=-1.0), 'loss_weight'),
+                                          (dict(loss_weight=float('nan')), 'loss_weight'),
+                                          (dict(gamma=float('inf')), 'gamma'),
+                                          (dict(gamma=float('nan')), 'gamma')])
+def test_softmax_focal_refuses_bad_config(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        MODELS.build(dict(type='SoftmaxFocalLoss', **kwargs))
+
+
+def test_softmax_focal_refuses_non_finite_logits_and_negative_avg_factor():
+    focal = MODELS.build(dict(type='SoftmaxFocalLoss', gamma=2.0))
+    labels = torch.tensor([0, 1, 2])
+    for bad in (float('nan'), float('inf')):
+        z = torch.randn(3, 4)
+        z[1, 2] = bad
+        with pytest.raises(ValueError, match=r'cls_score \(logits\) contains 1 non-finite'):
+            focal(z, labels, avg_factor=3)
+    z = torch.randn(3, 4)
+    for avg in (-1.0, float('nan'), torch.tensor(-1e-7)):
+        with pytest.raises(ValueError, match='avg_factor'):
+            focal(z, labels, avg_factor=avg)
+    # avg_factor 0 (nothing to average over) divides by eps, as the ASL and MMDetection do
+    torch.testing.assert_close(focal(z, labels, avg_factor=0.0),
+                               focal(z, labels, reduction_override='sum') / torch.finfo(torch.float32).eps)

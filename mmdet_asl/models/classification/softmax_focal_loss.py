@@ -13,6 +13,8 @@ from torch import Tensor, nn
 
 from mmpretrain.registry import MODELS
 
+from ...ops.asl.checks import check_real
+
 REDUCTIONS = ('none', 'mean', 'sum')
 
 
@@ -32,6 +34,9 @@ def softmax_focal_loss(logits: Tensor, labels: Tensor, gamma: float = 2.0) -> Te
                          f'{tuple(labels.shape)} {labels.dtype} (soft targets from Mixup/CutMix are not supported)')
     if labels.numel() and (labels.min() < 0 or labels.max() >= logits.shape[1]):
         raise ValueError(f'labels must be in [0, {logits.shape[1]}), got [{int(labels.min())}, {int(labels.max())}]')
+    if logits.numel() and not bool(torch.isfinite(logits).all()):
+        raise ValueError(f'cls_score (logits) contains {int((~torch.isfinite(logits)).sum())} non-finite value(s) '
+                         f'(NaN or inf) out of {logits.numel()}')
     log_pt = F.log_softmax(logits.float(), dim=1).gather(1, labels.long()[:, None]).squeeze(1)
     if gamma == 0:
         return -log_pt
@@ -51,11 +56,12 @@ class SoftmaxFocalLoss(nn.Module):
 
     def __init__(self, gamma: float = 2.0, reduction: str = 'mean', loss_weight: float = 1.0):
         super().__init__()
-        if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not gamma >= 0:
-            raise ValueError(f'gamma must be a number >= 0, got {gamma!r}')
+        if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not 0 <= gamma < float('inf'):
+            raise ValueError(f'gamma must be a finite number >= 0, got {gamma!r}')
         if reduction not in REDUCTIONS:
             raise ValueError(f'reduction must be one of {REDUCTIONS}, got {reduction!r}')
-        self.gamma, self.reduction, self.loss_weight = float(gamma), reduction, float(loss_weight)
+        self.gamma, self.reduction = float(gamma), reduction
+        self.loss_weight = check_real('loss_weight', loss_weight, low=0.0)
 
     def extra_repr(self) -> str:
         return f'gamma={self.gamma}, reduction={self.reduction!r}, loss_weight={self.loss_weight}'
@@ -77,6 +83,12 @@ class SoftmaxFocalLoss(nn.Module):
                 raise ValueError('avg_factor can not be used with reduction="sum"')
             loss = loss.sum()
         elif reduction == 'mean':
+            if avg_factor is not None:
+                # as the ASL: a normaliser >= 0 (eps keeps 0 from dividing by zero)
+                if not isinstance(avg_factor, Tensor):
+                    avg_factor = check_real('avg_factor', avg_factor, low=0.0)
+                elif not bool(torch.isfinite(avg_factor).all() & (avg_factor >= 0).all()):
+                    raise ValueError(f'avg_factor must be finite and >= 0, got {avg_factor}')
             loss = loss.sum() / (avg_factor + torch.finfo(torch.float32).eps) if avg_factor is not None \
                 else loss.mean()
         return self.loss_weight * loss.to(cls_score.dtype)

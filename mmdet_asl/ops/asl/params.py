@@ -43,13 +43,24 @@ class ExecOptions(NamedTuple):
     validate: bool = True
 
 
+ENV_FALSE = ('0', 'false', 'off', 'no')
+ENV_TRUE = ('1', 'true', 'on', 'yes')
+
+
 def impl_override() -> Optional[str]:
-    """The implementation forced by the environment: ``MMDET_ASL_COMPILE=1`` selects 'compiled', ``=0``
-    'eager'; unset leaves the configured one. Read once, when this module is imported."""
+    """The implementation forced by the environment: ``MMDET_ASL_COMPILE=1`` (or true/on/yes) selects
+    'compiled', ``=0`` (or false/off/no) 'eager'; unset or empty leaves the configured one; any other value
+    raises ``ValueError`` naming the variable. Read once, when this module is imported."""
     value = os.environ.get('MMDET_ASL_COMPILE')
     if value is None or value.strip() == '':
         return None
-    return 'eager' if value.strip().lower() in ('0', 'false', 'off', 'no') else 'compiled'
+    word = value.strip().lower()
+    if word in ENV_FALSE:
+        return 'eager'
+    if word in ENV_TRUE:
+        return 'compiled'
+    raise ValueError(f'MMDET_ASL_COMPILE must be one of {ENV_TRUE} (compiled) or {ENV_FALSE} (eager), or unset; '
+                     f'got {value!r}')
 
 
 IMPL_OVERRIDE = impl_override()

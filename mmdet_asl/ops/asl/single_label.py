@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .checks import check_params
+from .checks import check_params, check_per_class_length
 from .params import ASLParams
 
 
@@ -36,11 +36,14 @@ def asymmetric_loss_single_label(logits: Tensor,
     check_params(ASLParams(gamma_pos, gamma_neg, clip, eps, None, 'full'))
     if not isinstance(logits, Tensor) or logits.dim() != 2 or not logits.is_floating_point():
         raise ValueError(f'logits must be a floating (N, C) tensor, got {getattr(logits, "shape", logits)}')
-    if not isinstance(labels, Tensor) or labels.dim() != 1 or labels.is_floating_point() \
-            or labels.shape[0] != logits.shape[0]:
+    if not isinstance(labels, Tensor) or labels.dim() != 1 or labels.shape[0] != logits.shape[0]:
         raise ValueError(f'labels must be integer class indices of shape ({logits.shape[0]},), '
                          f'got {getattr(labels, "shape", labels)}')
+    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+        raise TypeError(f'labels must be integer class indices (any integer dtype), got {labels.dtype}; '
+                        'soft or one-hot targets are not single labels')
     num_classes = logits.shape[1]
+    check_per_class_length('gamma_neg', gamma_neg, num_classes)
     if labels.numel() and (bool((labels < 0).any()) or bool((labels >= num_classes).any())):
         raise ValueError(f'labels must be in [0, {num_classes - 1}], got min {labels.min().item()}, '
                          f'max {labels.max().item()}')
@@ -51,7 +54,7 @@ def asymmetric_loss_single_label(logits: Tensor,
     log_p = torch.log_softmax(z, dim=1)
     log_p = torch.clamp(log_p, min=log_floor) if eps > 0 else log_p
     p = log_p.exp()
-    y = F.one_hot(labels, num_classes).to(z.dtype)
+    y = F.one_hot(labels.long(), num_classes).to(z.dtype)  # one_hot takes int64 only
     loss_pos = -torch.pow(1 - p, gamma_pos) * log_p
     p_m = torch.clamp(p - clip, min=0.0)
     loss_neg = -torch.pow(p_m, gamma_neg) * torch.clamp(torch.log1p(-p_m), min=log_floor)
