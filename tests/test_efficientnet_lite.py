@@ -176,3 +176,45 @@ def test_bad_weight_files_name_the_file_and_the_command(tmp_path, source_pth):
     # The suggested command converts the weights of the backbone's own variant.
     with pytest.raises(FileNotFoundError, match=r'--arch tf_efficientnet_lite2 --out .*absent\.pth'):
         EfficientNetLite(arch='tf_efficientnet_lite2').load_pretrained(missing)
+
+
+# Written here from the two layouts, independently of efficientnet_lite_convert's map: EfficientNet-Lite0 has
+# 1, 2, 2, 3, 3, 4, 1 blocks in its seven stages; the first block has no expansion conv.
+LITE0_REPEATS = (1, 2, 2, 3, 3, 4, 1)
+OUTER = {'_conv_stem': 'conv_stem', '_bn0': 'bn1', '_conv_head': 'conv_head', '_bn1': 'bn2', '_fc': 'classifier'}
+SEPARABLE = {'_depthwise_conv': 'conv_dw', '_bn1': 'bn1', '_project_conv': 'conv_pw', '_bn2': 'bn2'}
+INVERTED = {'_expand_conv': 'conv_pw', '_bn0': 'bn1', '_depthwise_conv': 'conv_dw', '_bn1': 'bn2',
+            '_project_conv': 'conv_pwl', '_bn2': 'bn3'}
+
+
+def expected_name(source_key):
+    """timm's name of an EfficientNet-PyTorch tensor of Lite0."""
+    parts = source_key.split('.')
+    if parts[0] != '_blocks':
+        return '.'.join([OUTER[parts[0]]] + parts[1:])
+    index, module, tensor = int(parts[1]), parts[2], '.'.join(parts[3:])
+    stage = next(s for s in range(len(LITE0_REPEATS)) if index < sum(LITE0_REPEATS[:s + 1]))
+    position = index - sum(LITE0_REPEATS[:stage])
+    sub = SEPARABLE if index == 0 else INVERTED
+    return f'blocks.{stage}.{position}.{sub[module]}.{tensor}'
+
+
+def misplaced(source, converted):
+    """Source keys whose tensor is not, bit for bit, at its expected timm name."""
+    return [k for k in source if not torch.equal(converted[expected_name(k)], source[k])]
+
+
+def test_every_converted_tensor_is_its_source_tensor(source_pth, converted):
+    """Each of the 296 tensors lands at the name written above, bit for bit; a permutation of two blocks of the
+    same shapes (which the photo test may not notice) is caught."""
+    source = torch.load(source_pth, weights_only=True)
+    state_dict = torch.load(converted, weights_only=True)['state_dict']
+    assert len(source) == len(state_dict) == 296
+    assert sorted(expected_name(k) for k in source) == sorted(state_dict)  # one source tensor per timm name
+    assert misplaced(source, state_dict) == []
+    swapped = dict(state_dict)  # blocks.5.1 and blocks.5.2: same shapes, different weights
+    for key in [k for k in state_dict if k.startswith('blocks.5.1.')]:
+        other = key.replace('blocks.5.1.', 'blocks.5.2.')
+        swapped[key], swapped[other] = state_dict[other], state_dict[key]
+    # stage 5 starts at source block 1 + 2 + 2 + 3 + 3 = 11: blocks.5.1 and blocks.5.2 are _blocks.12 and 13
+    assert {k.split('.')[1] for k in misplaced(source, swapped)} == {'12', '13'}
