@@ -24,7 +24,8 @@ def run_env_check(extra_path=None, module=False):
 def test_env_check_passes_in_this_environment(module):
     result = run_env_check(module=module)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert 'mmcv ops     ok' in result.stdout
+    assert 'mmcv ops     CPU ops ok (nms runs)' in result.stdout
+    assert 'mmcv cuda    ' in result.stdout
     for name in ('torch', 'torchvision', 'mmengine', 'mmcv', 'mmdet', 'mmpretrain', 'timm', 'pycocotools'):
         assert name in result.stdout
     assert mmdet_asl.__version__ in result.stdout
@@ -53,3 +54,38 @@ def test_env_check_reports_missing_package(tmp_path):
     result = run_env_check(extra_path=tmp_path)
     assert result.returncode != 0
     assert 'timm         missing (ImportError: timm is broken)' in result.stdout
+
+
+def run_main(monkeypatch, capsys, cuda_device, cuda_ops):
+    import mmcv.ops
+    import torch
+
+    from mmdet_asl import env
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: cuda_device)
+    monkeypatch.setattr(mmcv.ops, 'get_compiling_cuda_version', lambda: '12.1' if cuda_ops else 'not available')
+    status = env.main([])
+    return status, capsys.readouterr()
+
+
+def test_env_check_names_missing_cuda_ops_on_a_gpu_machine(monkeypatch, capsys):
+    status, out = run_main(monkeypatch, capsys, cuda_device=True, cuda_ops=False)
+    assert status == 2
+    assert 'mmcv cuda    not compiled' in out.out
+    assert 'FORCE_CUDA=1' in out.err and 'docs/installation.md' in out.err
+    status, out = run_main(monkeypatch, capsys, cuda_device=True, cuda_ops=True)
+    assert status == 0 and 'mmcv cuda    compiled for CUDA 12.1' in out.out and not out.err
+
+
+def test_env_check_cpu_machine_with_cpu_only_mmcv_passes_and_says_so(monkeypatch, capsys):
+    status, out = run_main(monkeypatch, capsys, cuda_device=False, cuda_ops=False)
+    assert status == 0
+    assert 'CPU only' in out.out and 'for a GPU see docs/installation.md' in out.out
+
+
+def test_env_check_mmpretrain_is_optional(tmp_path):
+    fake = tmp_path / 'mmpretrain'
+    fake.mkdir()
+    (fake / '__init__.py').write_text("raise ImportError('No module named mmpretrain')\n")
+    result = run_env_check(extra_path=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert 'mmpretrain   not installed (optional, for classification' in result.stdout

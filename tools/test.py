@@ -24,6 +24,7 @@ from mmengine.runner import Runner
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import mmdet_asl  # noqa: F401,E402
 from mmdet_asl.utils import MissingFilesError, check_config_files  # noqa: E402
+from mmdet_asl.utils.distributed import setup_cpu_distributed  # noqa: E402
 from mmdet_asl.utils.strict_json import dump_json  # noqa: E402
 
 MULTILABEL_KEYS = ('mAP', 'mAP_micro', 'CP', 'CR', 'CF1', 'OP', 'OR', 'OF1')
@@ -182,6 +183,7 @@ def main(argv=None):
         if argv is not None:
             raise
         sys.exit(f'{args.config}: {exc}')
+    setup_cpu_distributed(cfg)  # --launcher pytorch/slurm without CUDA: gloo, CPU DDP
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     if args.out is not None:
         if cfg.get('default_scope') == 'mmdet':

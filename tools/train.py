@@ -20,6 +20,7 @@ from mmengine.runner import Runner
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout without install
 import mmdet_asl  # noqa: F401,E402  (registers AsymmetricLoss and TResNet)
 from mmdet_asl.utils import MissingFilesError, check_config_files  # noqa: E402
+from mmdet_asl.utils.distributed import setup_cpu_distributed  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -81,6 +82,7 @@ def main(argv=None):
         if argv is not None:  # called from Python: let the caller handle it
             raise
         sys.exit(f'{args.config}: {exc}')
+    setup_cpu_distributed(cfg)  # --launcher pytorch/slurm without CUDA: gloo, CPU DDP
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     runner.train()
     return runner
