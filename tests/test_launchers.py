@@ -7,7 +7,6 @@ import os
 import os.path as osp
 import socket
 import subprocess
-import sys
 
 import pytest
 import torch
