@@ -34,7 +34,10 @@ from .params import IMPL_OVERRIDE, ASLParams, ExecOptions
 # errors of the computation, which propagate.
 COMPILER_ERRORS = (BackendCompilerFailed, InternalTorchDynamoError, Unsupported)
 # Inductor materialises an intermediate as an (N, C) buffer once its expression exceeds 30 ops or 4 reads;
-# the kernel's are longer, and a materialised intermediate costs a round trip to memory.
+# the kernel's are longer, and a materialised intermediate costs a round trip to memory. torch.compile applies
+# these options by patching torch._inductor.config for the duration of the kernel's compile only, inside
+# dynamo's compile lock, which every other compile (forward, or a lazily compiled backward) also takes: no
+# other compile sees them, and the config is back to its values when the kernel is compiled.
 INDUCTOR_OPTIONS = {'realize_opcount_threshold': 1000, 'realize_reads_threshold': 100}
 
 _compiled = {}
