@@ -6,7 +6,7 @@ The classification pieces (MMPretrain datasets, transforms, metric, heads, singl
 only when MMPretrain is installed: a detection user needs torch and the detection stack. The loss itself
 lives in :mod:`mmdet_asl.ops.asl`, which imports nothing from OpenMMLab.
 """
-from . import compat  # noqa: F401,I001  (lets MMEngine resume on torch >= 2.6)
+from . import compat  # noqa: F401,I001  (registers the safe checkpoint loaders and the atomic checkpoint writes)
 from .engine import ChannelsLastHook, ProbabilityGapHook  # noqa: F401
 from .models import *  # noqa: F401,F403  (registers the modules)
 from .version import __version__
