@@ -112,3 +112,65 @@ def test_per_class_and_tensor_gamma_neg(impl, kind):
         ref, ref_grad = reference_and_grad(z, target, weight, gp, gamma_neg.double(), m, alpha, mode)
         torch.testing.assert_close(loss.double(), ref, rtol=1e-6, atol=1e-12)
         torch.testing.assert_close(grad.double(), ref_grad, rtol=1e-5, atol=1e-9)
+
+
+# the compiled path compiles each configuration: two of the four
+@pytest.mark.parametrize('impl,mode,gp,gn', [(impl, mode, gp, gn) for mode in ('full', 'detached')
+                                             for gp, gn in ((0.0, 0.0), (2.0, 3.0)) for impl in IMPLS
+                                             if impl == 'eager' or (mode == 'full') == (gp > 0)])
+def test_log_floor_leaves_no_gradient_of_the_log(impl, mode, gp, gn):
+    """eps > 0 floors log p and log(1 - p) (m = 0) at log eps: where the floor is active the log is constant
+    and only the focusing weight's derivative remains (none when detached). By hand, in float64, for
+    p = sigmoid(z), L = log eps:
+      floored positive (p < eps):        loss -(1-p)^g+ L,  d/dz = g+ p (1-p)^g+ L       (full), 0 (detached)
+      floored negative (1 - p < eps):    loss -p^g- L,      d/dz = -g- p^g- (1-p) L      (full), 0 (detached)
+      free positive:                     loss -(1-p)^g+ log p, d/dz = -(1-p)^g+ [(1-p) - g+ p log p] (full)
+      free negative:                     loss -p^g- log(1-p),  d/dz = p^g- [p - g- (1-p) log(1-p)]   (full)
+    (detached: the g terms in the brackets drop out)."""
+    eps = 1e-3
+    log_eps = math.log(eps)
+    # columns: floored positive (p = 3.4e-4, 6.1e-6), free positive (p = 6.7e-3); floored negative (1 - p =
+    # 3.4e-4), free negative (1 - p = 6.7e-3)
+    z_row = [-8.0, -12.0, -5.0, 8.0, 5.0]
+    y_row = [1.0, 1.0, 1.0, 0.0, 0.0]
+    full = mode == 'full'
+    loss_hand, grad_hand = [], []
+    for z, y in zip(z_row, y_row):
+        p = 1 / (1 + math.exp(-z))
+        if y == 1 and p < eps:
+            loss_hand.append(-(1 - p) ** gp * log_eps)
+            grad_hand.append(gp * p * (1 - p) ** gp * log_eps if full else 0.0)
+        elif y == 1:
+            loss_hand.append(-(1 - p) ** gp * math.log(p))
+            grad_hand.append(-(1 - p) ** gp * ((1 - p) - (gp * p * math.log(p) if full else 0.0)))
+        elif 1 - p < eps:
+            loss_hand.append(-p ** gn * log_eps)
+            grad_hand.append(-gn * p ** gn * (1 - p) * log_eps if full else 0.0)
+        else:
+            loss_hand.append(-p ** gn * math.log(1 - p))
+            grad_hand.append(p ** gn * (p - (gn * (1 - p) * math.log(1 - p) if full else 0.0)))
+    loss_hand = torch.tensor([loss_hand], dtype=torch.float64)
+    grad_hand = torch.tensor([grad_hand], dtype=torch.float64)
+    dense = torch.tensor([y_row], dtype=torch.float64)
+    z = torch.tensor([z_row], dtype=torch.float64, requires_grad=True)
+    ref = asymmetric_loss_reference(z, dense, gp, gn, 0.0, eps=eps, focusing_grad=mode)
+    results = {'reference': (ref, torch.autograd.grad(ref.sum(), z)[0])}
+    # index labels: rows of one positive each; the dense row as one row per column, label C = background
+    # for the negatives
+    for kind, target in (('dense', dense), ('index', None)):
+        if kind == 'index':
+            zi = torch.diag_embed(torch.tensor(z_row, dtype=torch.float64)).requires_grad_(True)
+            labels = torch.tensor([i if y == 1 else len(z_row) for i, y in enumerate(y_row)])
+            loss = asymmetric_loss(zi, labels, gamma_pos=gp, gamma_neg=gn, clip=0.0, eps=eps, focusing_grad=mode,
+                                   impl=impl)
+            grad, = torch.autograd.grad(loss.sum(), zi)
+            results[kind] = (loss.diagonal().unsqueeze(0), grad.diagonal().unsqueeze(0))
+        else:
+            loss = asymmetric_loss(z, target, gamma_pos=gp, gamma_neg=gn, clip=0.0, eps=eps, focusing_grad=mode,
+                                   impl=impl)
+            results[kind] = (loss, torch.autograd.grad(loss.sum(), z)[0])
+    for name, (loss, grad) in results.items():
+        torch.testing.assert_close(loss.detach(), loss_hand, rtol=1e-12, atol=0, msg=name)
+        torch.testing.assert_close(grad, grad_hand, rtol=1e-9, atol=1e-300, msg=name)
+    if gp == 0 or not full:
+        assert all(float(g[0, 0]) == 0 and float(g[0, 1]) == 0 for _, g in results.values())
