@@ -1,4 +1,11 @@
 """Helpers for the entry points in tools/."""
-from .preflight import MissingFilesError, check_config_files, missing_config_files
+from .preflight import (
+                        MalformedFilesError,
+                        MissingFilesError,
+                        check_config_files,
+                        malformed_config_files,
+                        missing_config_files,
+)
 
-__all__ = ['MissingFilesError', 'check_config_files', 'missing_config_files']
+__all__ = ['MalformedFilesError', 'MissingFilesError', 'check_config_files', 'malformed_config_files',
+           'missing_config_files']
