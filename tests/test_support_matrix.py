@@ -30,7 +30,7 @@ from mmdet.structures import DetDataSample
 from mmdet.utils import register_all_modules
 
 import mmdet_asl  # noqa: F401  (registers the losses)
-from mmdet_asl.utils.configs import swap_to_asl
+from mmdet_asl.utils.configs import asymmetric_loss_cfg, swap_to_asl
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 MMDET_CONFIGS = osp.join(osp.dirname(mmdet.__file__), '.mim', 'configs')
@@ -83,15 +83,12 @@ SUPPORT = {
                      use='`AsymmetricLoss`, `AsymmetricFocalLossCost`', outcome='works'),
     'DINO': dict(config='dino/dino-4scale_r50_8xb2-12e_coco.py', loss='`FocalLoss`, matcher `FocalLossCost`',
                  use='`AsymmetricLoss`, `AsymmetricFocalLossCost`', outcome='works'),
-    'Faster R-CNN (RPN)': dict(config='faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py',
-                               loss='sigmoid `CrossEntropyLoss`', use="`AsymmetricLoss` (`only=['rpn_head']`)",
-                               swap=dict(ASL, only=['rpn_head']), outcome='works'),
-    'Faster R-CNN (RoI)': dict(config='faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py',
-                               loss='softmax `CrossEntropyLoss`', use='keep `CrossEntropyLoss`', outcome='refused',
-                               message='keep CrossEntropyLoss'),
-    'Cascade R-CNN (RoI)': dict(config='cascade_rcnn/cascade-rcnn_r50_fpn_1x_coco.py',
-                                loss='softmax `CrossEntropyLoss` (3 stages)', use='keep `CrossEntropyLoss`',
-                                outcome='refused', message='keep CrossEntropyLoss'),
+    'Faster R-CNN': dict(config='faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py',
+                         loss='sigmoid `CrossEntropyLoss` (RPN), softmax `CrossEntropyLoss` (RoI)',
+                         use='`AsymmetricLoss` for both (RoI: C sigmoid channels)', outcome='works'),
+    'Cascade R-CNN': dict(config='cascade_rcnn/cascade-rcnn_r50_fpn_1x_coco.py',
+                          loss='sigmoid `CrossEntropyLoss` (RPN), softmax `CrossEntropyLoss` (RoI, 3 stages)',
+                          use='`AsymmetricLoss` for all (RoI: C sigmoid channels)', outcome='works'),
 }
 
 TABLE_HEADER = ('| family | loss in MMDetection | what to use | outcome |', '|---|---|---|---|')
@@ -218,7 +215,9 @@ def test_support_matrix(family, monkeypatch):
         return
     assert row['outcome'] == 'works', row
     swapped, changes = swap_to_asl(cfg.model, **row.get('swap', ASL))
+    torch.manual_seed(0)
     model = MODELS.build(tiny(swapped))
+    model.init_weights()  # some DETR parameters are created uninitialised
     # Every swapped loss module is an asymmetric loss and is called in the training step.
     calls = {}
     for path in _loss_paths(changes):
@@ -257,19 +256,19 @@ def test_support_matrix(family, monkeypatch):
 
 
 def test_support_matrix_covers_every_mmdet_classification_loss():
-    """Every row's config really carries the loss the table says (the table can not drift from MMDetection)."""
+    """Every row's config really carries the losses the table says (the table can not drift from MMDetection)."""
     for family, row in SUPPORT.items():
         model = mmdet_config(row['config']).model
-        head = model.get('bbox_head') or model.rpn_head
-        if 'RPN' in family:
-            head = model.rpn_head
-        elif 'RoI' in family:
-            head = model.roi_head.bbox_head
-            head = head[0] if isinstance(head, list) else head
-        loss = head.get('loss_cls') or head.get('loss_center_heatmap')
-        assert f'`{loss.type}`' in row['loss'], (family, loss.type)
-        if loss.type == 'CrossEntropyLoss':
-            assert ('softmax' in row['loss']) == (not loss.get('use_sigmoid', False)), family
+        heads = [model.get('bbox_head'), model.get('rpn_head')]
+        if 'roi_head' in model:
+            stages = model.roi_head.bbox_head
+            heads += list(stages) if isinstance(stages, list) else [stages]
+        for head in filter(None, heads):
+            loss = head.get('loss_cls') or head.get('loss_center_heatmap')
+            assert f'`{loss.type}`' in row['loss'], (family, loss.type)
+            if loss.type == 'CrossEntropyLoss':
+                kind = 'sigmoid' if loss.get('use_sigmoid', False) else 'softmax'
+                assert f'{kind} `CrossEntropyLoss`' in row['loss'], (family, kind)
 
 
 SWAP_CONFIGS = sorted(glob.glob(osp.join(ROOT, 'configs', 'swap', '*.py')))
@@ -299,3 +298,163 @@ def test_readme_has_the_support_table():
 
 if __name__ == '__main__':
     sys.stdout.write(support_table() + '\n')
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# asymmetric_loss_cfg and swap_to_asl
+
+
+def test_focal_loss_maps_to_asymmetric_loss_keeping_the_heads_settings():
+    focal = dict(type='FocalLoss', use_sigmoid=True, gamma=1.5, alpha=0.4, reduction='none', loss_weight=3.0)
+    assert asymmetric_loss_cfg(focal) == dict(type='AsymmetricLoss', use_sigmoid=True, gamma_pos=1.5,
+                                              gamma_neg=1.5, clip=0.0, alpha=0.4, reduction='none',
+                                              loss_weight=3.0)
+    assert asymmetric_loss_cfg(focal, gamma_pos=1.0, alpha=None) == dict(
+        type='AsymmetricLoss', use_sigmoid=True, gamma_pos=1.0, gamma_neg=1.5, clip=0.0, reduction='none',
+        loss_weight=3.0)
+    assert focal['type'] == 'FocalLoss'  # not changed in place
+
+
+def test_other_sources_map_to_their_counterparts():
+    assert asymmetric_loss_cfg(dict(type='QualityFocalLoss', use_sigmoid=True, activated=True, beta=3.0,
+                                    loss_weight=2.0)) == dict(
+        type='AsymmetricQualityFocalLoss', use_sigmoid=True, activated=True, gamma_pos=3.0, gamma_neg=3.0, clip=0.0,
+        loss_weight=2.0)
+    assert asymmetric_loss_cfg(dict(type='CrossEntropyLoss', use_sigmoid=True, reduction='sum')) == dict(
+        type='AsymmetricLoss', use_sigmoid=True, gamma_pos=0.0, gamma_neg=0.0, clip=0.0, reduction='sum')
+    assert asymmetric_loss_cfg(dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=2.0), roi_head=True,
+                               gamma_neg=2.0) == dict(type='AsymmetricLoss', use_sigmoid=True, gamma_pos=0.0,
+                                                      gamma_neg=2.0, clip=0.0, loss_weight=2.0)
+    assert asymmetric_loss_cfg(dict(type='VarifocalLoss', use_sigmoid=True, alpha=0.75, gamma=2.0,
+                                    iou_weighted=False), clip=0.01) == dict(
+        type='AsymmetricVarifocalLoss', use_sigmoid=True, alpha=0.75, gamma_neg=2.0, clip=0.01, iou_weighted=False)
+    # TOOD's initial FocalLoss on probabilities: labels are quality 1, QFL's form of focal loss (without alpha).
+    assert asymmetric_loss_cfg(dict(type='FocalLoss', use_sigmoid=True, activated=True, gamma=2.0, alpha=0.25),
+                               alpha=None) == dict(type='AsymmetricQualityFocalLoss', use_sigmoid=True,
+                                                   activated=True, gamma_pos=2.0, gamma_neg=2.0, clip=0.0)
+    # Already asymmetric: kept, with the arguments applied; a registry scope is accepted.
+    asl = dict(type='mmdet.AsymmetricLoss', gamma_pos=0.0, gamma_neg=4.0, clip=0.05)
+    assert asymmetric_loss_cfg(asl, clip=0.0) == dict(type='AsymmetricLoss', gamma_pos=0.0, gamma_neg=4.0, clip=0.0)
+
+
+@pytest.mark.parametrize('loss_cfg,args,message', [
+    (dict(type='CrossEntropyLoss', use_sigmoid=False), {}, 'softmax CrossEntropyLoss.*keep CrossEntropyLoss'),
+    (dict(type='CrossEntropyLoss', use_sigmoid=False, class_weight=[1.0] * 3), dict(roi_head=True),
+     'class_weight'),
+    (dict(type='GaussianFocalLoss'), {}, 'keep GaussianFocalLoss'),
+    (dict(type='SeesawLoss'), {}, 'SeesawLoss has no asymmetric counterpart'),
+    (dict(type='FocalLoss', gamma=2.0, extra=1), {}, r"\['extra'\]"),
+    (dict(type='FocalLoss', use_sigmoid=False), {}, 'use_sigmoid=True'),
+    (dict(type='CrossEntropyLoss', use_sigmoid=True, class_weight=[1.0, 2.0]), {}, 'class_weight'),
+    (dict(type='FocalLoss', activated=True, alpha=0.25), {}, 'pass alpha=None'),
+    (dict(type='FocalLoss'), dict(gama_neg=2.0), r"AsymmetricLoss takes no argument\(s\) \['gama_neg'\]"),
+    (dict(type='QualityFocalLoss'), dict(alpha=0.25), r"AsymmetricQualityFocalLoss takes no argument\(s\) "
+                                                      r"\['alpha'\]"),
+    (dict(type='VarifocalLoss'), dict(gamma_pos=1.0), 'no focusing exponent'),
+    (dict(type='VarifocalLoss'), dict(alpha=None), 'AsymmetricVarifocalLoss needs a number for alpha'),
+    ('FocalLoss', {}, 'loss config dict'),
+])
+def test_asymmetric_loss_cfg_refuses(loss_cfg, args, message):
+    with pytest.raises(ValueError, match=message):
+        asymmetric_loss_cfg(loss_cfg, **args)
+
+
+def test_swap_to_asl_walks_cascade_stages_and_gives_roi_heads_sigmoid_channels():
+    cfg = mmdet_config('cascade_rcnn/cascade-rcnn_r50_fpn_1x_coco.py')
+    swapped, changes = swap_to_asl(cfg, gamma_neg=1.0)
+    assert changes == ['rpn_head.loss_cls: CrossEntropyLoss -> AsymmetricLoss'] + [
+        f'roi_head.bbox_head[{i}].loss_cls: CrossEntropyLoss -> AsymmetricLoss' for i in range(3)]
+    for stage in swapped.model.roi_head.bbox_head:
+        assert stage.loss_cls == dict(type='AsymmetricLoss', use_sigmoid=True, gamma_pos=0.0, gamma_neg=1.0,
+                                      clip=0.0, loss_weight=1.0)
+    assert cfg.model.rpn_head.loss_cls.type == 'CrossEntropyLoss'  # the input is not changed
+    swapped, changes = swap_to_asl(cfg, only=['rpn_head'])
+    assert changes == ['rpn_head.loss_cls: CrossEntropyLoss -> AsymmetricLoss']
+    assert [h.loss_cls.type for h in swapped.model.roi_head.bbox_head] == ['CrossEntropyLoss'] * 3
+    with pytest.raises(ValueError, match='no classification loss'):
+        swap_to_asl(cfg, only=['neck'])
+
+
+def test_swap_to_asl_reports_every_refused_path_and_what_can_be_swapped():
+    model = dict(type='X', rpn_head=dict(loss_cls=dict(type='CrossEntropyLoss', use_sigmoid=True)),
+                 bbox_head=[dict(loss_cls=dict(type='CrossEntropyLoss', use_sigmoid=False)),
+                            dict(loss_center_heatmap=dict(type='GaussianFocalLoss'))])
+    with pytest.raises(ValueError) as error:
+        swap_to_asl(model)
+    message = str(error.value)
+    assert 'bbox_head[0].loss_cls: softmax CrossEntropyLoss' in message and 'keep CrossEntropyLoss' in message
+    assert 'bbox_head[1].loss_center_heatmap: GaussianFocalLoss' in message and 'keep GaussianFocalLoss' in message
+    assert "only=['rpn_head.loss_cls']" in message
+    assert swap_to_asl(model, only=['rpn_head'])[1] == ['rpn_head.loss_cls: CrossEntropyLoss -> AsymmetricLoss']
+
+
+def test_swap_to_asl_gives_the_matcher_the_losses_arguments():
+    model = mmdet_config('dino/dino-4scale_r50_8xb2-12e_coco.py').model
+    swapped, changes = swap_to_asl(model, gamma_pos=1.0, gamma_neg=3.0, clip=0.02)
+    assert changes == ['bbox_head.loss_cls: FocalLoss -> AsymmetricLoss',
+                       'train_cfg.assigner.match_costs[0]: FocalLossCost -> AsymmetricFocalLossCost']
+    cost = swapped.train_cfg.assigner.match_costs[0]
+    assert cost == dict(type='AsymmetricFocalLossCost', gamma_pos=1.0, gamma_neg=3.0, clip=0.02, alpha=0.25,
+                        weight=2.0)
+    assert swapped.train_cfg.assigner.match_costs[1:] == model.train_cfg.assigner.match_costs[1:]
+    # Swapping again changes nothing.
+    assert swap_to_asl(swapped, gamma_pos=1.0, gamma_neg=3.0, clip=0.02)[1] == []
+
+
+def test_unweighted_loss_gets_the_unweighted_matching_cost():
+    """A loss without alpha: the cost with alpha 0.5 and twice the weight is -log(p) (1-p)^g+ + log(1-p) p^g-,
+    times FocalLossCost's weight (computed here by hand)."""
+    from mmdet.registry import TASK_UTILS
+    model = mmdet_config('dino/dino-4scale_r50_8xb2-12e_coco.py').model
+    cost_cfg = swap_to_asl(model, gamma_pos=1.0, gamma_neg=2.0, clip=0.0, alpha=None)[0].train_cfg.assigner
+    cost = TASK_UTILS.build(cost_cfg.match_costs[0])
+    logits = torch.tensor([[-2.0, 0.5, 1.5], [0.3, -1.0, 2.5]], dtype=torch.float64)
+    labels = torch.tensor([2, 0])
+    got = cost(InstanceData(scores=logits), InstanceData(labels=labels))
+    p = logits.sigmoid()[:, labels]
+    expected = 2.0 * (-torch.log(p) * (1 - p) + torch.log(1 - p) * p**2)  # FocalLossCost's weight 2 in DINO
+    torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-9)
+
+
+def test_swap_in_a_config_file(tmp_path):
+    """README's snippet: a config that swaps its base with ``_delete_=True`` keeps FSAF's reduction='none'."""
+    path = tmp_path / 'fsaf_asl.py'
+    path.write_text("_base_ = 'mmdet::fsaf/fsaf_r50_fpn_1x_coco.py'\n"
+                    "custom_imports = dict(imports=['mmdet_asl'], allow_failed_imports=False)\n"
+                    'from mmdet_asl.utils.configs import swap_to_asl  # noqa: E402\n\n'
+                    'model = dict(_delete_=True, **swap_to_asl(_base_.model, gamma_pos=1.0, gamma_neg=2.0, clip=0.0, '
+                    'alpha=None)[0])\n')
+    cfg = Config.fromfile(str(path))
+    assert cfg.model.bbox_head.loss_cls.to_dict() == dict(type='AsymmetricLoss', use_sigmoid=True, gamma_pos=1.0,
+                                                          gamma_neg=2.0, clip=0.0, reduction='none',
+                                                          loss_weight=1.0)
+    base = mmdet_config('fsaf/fsaf_r50_fpn_1x_coco.py')
+    assert cfg.model.bbox_head.loss_bbox == base.model.bbox_head.loss_bbox
+
+
+def _flat(value):
+    """A loss entry (a tensor, or a list of them per level) as one 1-D tensor."""
+    return torch.cat([v.reshape(-1) for v in (value if isinstance(value, (list, tuple)) else [value])])
+
+
+@pytest.mark.parametrize('family,loss_key', [('FSAF', 'loss_cls'), ('YOLOX', 'loss_cls'), ('DINO', 'loss_cls')])
+def test_swap_without_arguments_trains_as_before(family, loss_key):
+    """With no ASL arguments the swapped model's losses equal the original's on the same weights and batch:
+    FSAF needs its reduction='none', YOLOX its reduction='sum', DINO the matcher's cost of the same loss."""
+    register_all_modules()
+    model_cfg = mmdet_config(SUPPORT[family]['config']).model
+    losses = []
+    for cfg in (model_cfg, swap_to_asl(model_cfg)[0]):
+        torch.manual_seed(0)
+        model = MODELS.build(tiny(cfg))
+        model.init_weights()  # some DETR parameters are created uninitialised
+        model.train()
+        data = model.data_preprocessor(tiny_batch(), training=True)
+        torch.manual_seed(1)  # DINO's denoising queries are random
+        losses.append(model.loss(data['inputs'], data['data_samples']))
+    assert set(losses[0]) == set(losses[1])
+    for key in losses[0]:
+        if key.endswith(loss_key):
+            # FocalLoss divides by a (1,) avg_factor tensor in the DETR heads: compare the values
+            torch.testing.assert_close(_flat(losses[1][key]), _flat(losses[0][key]), rtol=1e-4, atol=1e-6,
+                                       msg=lambda m, k=key: f'{k}: {m}')

@@ -76,21 +76,22 @@ def _init_args(registry_name: str, type_name: str) -> Optional[set]:
     return set(inspect.signature(cls.__init__).parameters) - {'self', 'args', 'kwargs'}
 
 
-def _refusal(name: str, cfg: dict) -> Optional[str]:
+def _refusal(name: str, cfg: dict, roi_head: bool) -> Optional[str]:
     """Why a classification loss has no asymmetric counterpart (None if it has one)."""
-    if name == 'CrossEntropyLoss' and not cfg.get('use_sigmoid', False):
+    if name == 'CrossEntropyLoss' and not cfg.get('use_sigmoid', False) and not roi_head:
         return ('softmax CrossEntropyLoss (use_sigmoid=False: C + 1 scores, background included) has no '
-                'asymmetric counterpart: AsymmetricLoss is a per-class sigmoid loss; keep CrossEntropyLoss')
+                'asymmetric counterpart: AsymmetricLoss is a per-class sigmoid loss; keep CrossEntropyLoss (in an '
+                'RoI bbox head, roi_head=True maps it to AsymmetricLoss with C sigmoid channels)')
     if name == 'GaussianFocalLoss':
         return ('GaussianFocalLoss (CenterNet, CornerNet) is a heatmap loss on Gaussian-smoothed targets with '
                 'positive indices, not a classification loss on labels; keep GaussianFocalLoss')
     if name not in SOURCE_KEYS:
         return (f'{name} has no asymmetric counterpart; the swap maps FocalLoss, QualityFocalLoss, '
-                'VarifocalLoss and sigmoid CrossEntropyLoss')
+                "VarifocalLoss, sigmoid CrossEntropyLoss and an RoI bbox head's softmax CrossEntropyLoss")
     return None
 
 
-def asymmetric_loss_cfg(loss_cfg: dict, **asl_args) -> dict:
+def asymmetric_loss_cfg(loss_cfg: dict, *, roi_head: bool = False, **asl_args) -> dict:
     """The asymmetric counterpart of one focal-family classification loss config.
 
     ============================================  ==============================  ===============================
@@ -104,6 +105,7 @@ def asymmetric_loss_cfg(loss_cfg: dict, **asl_args) -> dict:
     ``VarifocalLoss`` (VFNet)                     ``AsymmetricVarifocalLoss``     gamma_neg = gamma, alpha kept
                                                                                   (no gamma_pos)
     ``CrossEntropyLoss(use_sigmoid=True)``        ``AsymmetricLoss``              gamma_pos = gamma_neg = 0
+    softmax ``CrossEntropyLoss``, RoI bbox head   ``AsymmetricLoss``              gamma_pos = gamma_neg = 0
     ============================================  ==============================  ===============================
 
     With no ``asl_args`` the result computes the loss it replaces (ASL with gamma_pos = gamma_neg = gamma and
@@ -112,8 +114,14 @@ def asymmetric_loss_cfg(loss_cfg: dict, **asl_args) -> dict:
     (FSAF reduces a ``reduction='none'`` loss itself, YOLOX divides a ``reduction='sum'`` loss by its count).
     A loss that is already asymmetric is returned unchanged (a copy), with ``asl_args`` applied.
 
+    An RoI bbox head's softmax cross-entropy (C + 1 scores, background included) becomes C sigmoid channels:
+    ``AsymmetricLoss`` implements the heads' custom classifier contract (background = a negative of every class,
+    prediction scores with the background last). That changes the classifier, so it is done only with
+    ``roi_head=True`` (``swap_to_asl`` sets it for ``roi_head.bbox_head``).
+
     Args:
         loss_cfg (dict): the loss config, e.g. ``dict(type='FocalLoss', gamma=2.0, alpha=0.25)``.
+        roi_head (bool): the loss is an RoI bbox head's (Faster/Cascade R-CNN). Default False.
         **asl_args: arguments of the target loss, e.g. ``gamma_pos=1.0, gamma_neg=2.0, clip=0.0``;
             ``alpha=None`` removes a FocalLoss alpha.
 
@@ -131,14 +139,14 @@ def asymmetric_loss_cfg(loss_cfg: dict, **asl_args) -> dict:
     name = _type_name(src)
     if name in ASYMMETRIC_TYPES:
         return _with_args(dict(src, type=name), name, asl_args, {})
-    reason = _refusal(name, src)
+    reason = _refusal(name, src, roi_head)
     if reason:
         raise ValueError(reason)
     unknown = sorted(set(src) - SOURCE_KEYS[name] - {'type'})
     if unknown:
         raise ValueError(f'{name} argument(s) {unknown} have no counterpart in its asymmetric loss; remove them '
                          'or write the asymmetric loss config by hand')
-    if src.get('use_sigmoid', name != 'CrossEntropyLoss') is not True:
+    if src.get('use_sigmoid', name != 'CrossEntropyLoss') is not True and not (name == 'CrossEntropyLoss' and roi_head):
         raise ValueError(f'{name} with use_sigmoid={src.get("use_sigmoid")!r}: the asymmetric losses are '
                          'sigmoid losses (use_sigmoid=True)')
     kept = {k: src[k] for k in ('reduction', 'loss_weight') if k in src}
@@ -261,7 +269,8 @@ def swap_to_asl(cfg, only: Optional[Sequence[str]] = None, **asl_args) -> Tuple[
     """Swap every classification loss of a detector config for its asymmetric counterpart.
 
     Walks the model (``bbox_head``, ``rpn_head``, ``roi_head.bbox_head`` and its Cascade list, DETR heads, TOOD's
-    ``initial_loss_cls``), maps each loss with :func:`asymmetric_loss_cfg`, and turns each ``FocalLossCost`` of
+    ``initial_loss_cls``), maps each loss with :func:`asymmetric_loss_cfg` (``roi_head=True`` under
+    ``roi_head.bbox_head``), and turns each ``FocalLossCost`` of
     a ``train_cfg`` matcher into ``AsymmetricFocalLossCost`` with the ASL arguments of the swapped loss (so
     that predictions are matched by the loss they are trained with).
 
@@ -289,7 +298,7 @@ def swap_to_asl(cfg, only: Optional[Sequence[str]] = None, **asl_args) -> Tuple[
             continue
         old = container[key]
         try:
-            container[key] = asymmetric_loss_cfg(old, **asl_args)
+            container[key] = asymmetric_loss_cfg(old, roi_head=path.startswith('roi_head.bbox_head'), **asl_args)
         except ValueError as e:
             refused.append((path, str(e)))
             continue
