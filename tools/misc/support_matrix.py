@@ -3,6 +3,7 @@ the outcome that ``tests/test_support_matrix.py`` checks (its ``SUPPORT`` dict i
 
     python tools/misc/support_matrix.py
 """
+import argparse
 import importlib.util
 import os.path as osp
 import sys
@@ -11,6 +12,7 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__.split('\n\n')[0]).parse_args()
     path = osp.join(ROOT, 'tests', 'test_support_matrix.py')
     spec = importlib.util.spec_from_file_location('test_support_matrix', path)
     module = importlib.util.module_from_spec(spec)
