@@ -121,3 +121,22 @@ def test_values_no_update_moved_are_accepted():
     # the first update clamps gamma- into its bounds
     restored.update(sums_of(0.5, 2, 0.6, 5), iteration=5)
     assert float(restored.gamma_neg) == 10.0
+
+
+def test_gamma_min_bounds_the_update():
+    """Delta p 1.0 above a target of 0 with lam = 1 moves gamma- from 4 to 3, held at gamma_min = 3.5; the margin
+    at clip_min the same way."""
+    c = controller(target=0.0, lam=1.0, gamma_min=3.5, adapt=('gamma_neg', 'clip'), clip_lam=1.0, clip_min=0.02)
+    c.update(sums_of(1.0, 2, 0.0, 2), iteration=0)   # p_t+ = 1, p_t- = 0: Delta p = 1
+    assert float(c.gamma_neg) == 3.5 and float(c.clip) == 0.02
+
+
+@pytest.mark.parametrize('adaptive,match', [
+    (dict(target=0.1, clip_min=0.1, clip_max=0.05), r'adaptive\.clip_max must be >= 0\.1'),
+    (dict(target=[0.1, -1.5], per_class=True), r'adaptive\.target\[1\] must be >= -1'),
+    (dict(target=[0.1, 1.5], per_class=True), r'adaptive\.target\[1\] must be <= 1'),
+    (dict(target=0.1, clip_min=-0.1), r'adaptive\.clip_min must be >= 0'),
+])
+def test_adaptive_bounds_refused_at_build(adaptive, match):
+    with pytest.raises(ValueError, match=match):
+        check_adaptive_cfg(adaptive)

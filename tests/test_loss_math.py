@@ -303,3 +303,13 @@ def test_no_floor_stays_finite_with_an_adaptive_margin_of_zero():
         loss.backward()
         assert torch.isfinite(loss) and bool(torch.isfinite(z.grad).all())
         assert float(z.grad[0, 1]) < -0.9  # the far-wrong positive keeps its full gradient (no floor)
+
+
+@pytest.mark.parametrize('alpha', [0.0, 1.0])
+def test_alpha_at_its_bounds(alpha):
+    """alpha in [0, 1] both ends included: 0 keeps only the negatives' term, 1 only the positives'."""
+    z, labels, dense = random_case(lo=-5, hi=5)
+    for target, y in ((labels, one_hot_bg(labels, z.shape[1])), (dense, dense.double())):
+        ours = asymmetric_loss(z.double(), target, gamma_pos=1, gamma_neg=2, clip=0.1, alpha=alpha)
+        torch.testing.assert_close(ours, formula_float64(z, y, 1, 2, 0.1, alpha=alpha), rtol=1e-12, atol=1e-14)
+        assert bool((ours[(y > 0) if alpha == 0 else (y == 0)] == 0).all())

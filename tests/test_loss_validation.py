@@ -192,3 +192,11 @@ def test_compile_override_refuses_other_words(monkeypatch, value):
         impl_override()
     monkeypatch.delenv('MMDET_ASL_COMPILE')
     assert impl_override() is None
+
+
+def test_zero_loss_weight_is_allowed_with_a_tensor_avg_factor():
+    """loss_weight >= 0: 0 (a loss switched off) gives a zero loss and gradient, also through a tensor scale."""
+    z = torch.randn(4, 3, requires_grad=True)
+    out = AsymmetricLoss(loss_weight=0.0)(z, torch.tensor([0, 1, 3, 2]), avg_factor=torch.tensor(2.0))
+    out.backward()
+    assert out.item() == 0 and bool((z.grad == 0).all())

@@ -230,3 +230,11 @@ def test_topk_above_the_class_count_is_clamped(topk_with_thr):
     got = evaluator.evaluate(3)
     for key, value in expected.items():
         assert got[f'multi-label/{key}_top3'] == pytest.approx(value, abs=1e-3), key
+
+
+def test_threshold_zero_predicts_every_label():
+    """thr = 0 is allowed ([0, 1]): all 16 pairs predicted. Per class TP/P/G: c0 2/4/2, c1 2/4/2, c2 1/4/1,
+    c3 1/4/1 -> CP = (1/2 + 1/2 + 1/4 + 1/4)/4 = 37.5, CR = 100, OP = 6/16 = 37.5, OR = 100."""
+    res = multilabel_metrics(PRED, TARGET, thr=0.0, topk=None)
+    _check(res, dict(CP=37.5, CR=100.0, CF1=2 * 37.5 * 100 / 137.5, OP=37.5, OR=100.0, OF1=2 * 37.5 * 100 / 137.5))
+    assert ASLMultiLabelMetric(thr=0.0).thr == 0.0

@@ -218,3 +218,41 @@ def test_softmax_focal_refuses_non_finite_logits_and_negative_avg_factor():
     # avg_factor 0 (nothing to average over) divides by eps, as the ASL and MMDetection do
     torch.testing.assert_close(focal(z, labels, avg_factor=0.0),
                                focal(z, labels, reduction_override='sum') / torch.finfo(torch.float32).eps)
+
+
+def test_single_label_asl_margin_and_both_gammas_by_hand():
+    """gamma+ = 1, gamma- = 2, m = 0.1 (Eq. 5 and 7 on softmax probabilities, appendix H), by hand in float64."""
+    from mmdet_asl.ops.asl import asymmetric_loss_single_label
+    rows, labels = [[1.0, 2.0, 0.5], [3.0, -1.0, 0.0]], [1, 2]
+    expected = []
+    for row, t in zip(rows, labels):
+        e = [math.exp(v) for v in row]
+        p = [v / sum(e) for v in e]
+        total = -(1 - p[t]) * math.log(p[t])
+        for c in range(3):
+            if c != t:
+                p_m = max(p[c] - 0.1, 0.0)
+                total -= p_m ** 2 * math.log(1 - p_m)
+        expected.append(total)
+    out = asymmetric_loss_single_label(torch.tensor(rows, dtype=torch.float64), torch.tensor(labels),
+                                       gamma_pos=1.0, gamma_neg=2.0, clip=0.1)
+    assert out.tolist() == pytest.approx(expected, rel=1e-12)
+
+
+def test_softmax_focal_weight_loss_weight_and_reductions_by_hand():
+    """Per sample -(1 - p_t)^2 log p_t, times the (N,) weight and loss_weight; 'mean' without avg_factor is
+    the mean over samples, with it sum / avg_factor; (N, 1) labels are taken as (N,)."""
+    rows, labels, weight = [[1.0, 2.0, 0.5], [3.0, -1.0, 0.0], [0.0, 0.0, 0.0]], [1, 2, 0], [1.0, 0.5, 2.0]
+    per_sample = []
+    for row, t, w in zip(rows, labels, weight):
+        e = [math.exp(v) for v in row]
+        p_t = e[t] / sum(e)
+        per_sample.append(-(1 - p_t) ** 2 * math.log(p_t) * w)
+    focal = MODELS.build(dict(type='SoftmaxFocalLoss', gamma=2.0, loss_weight=0.5))
+    z, w = torch.tensor(rows, dtype=torch.float64), torch.tensor(weight)
+    for label in (torch.tensor(labels), torch.tensor(labels).view(3, 1)):
+        assert focal(z, label, w).item() == pytest.approx(0.5 * sum(per_sample) / 3, rel=1e-6)
+        assert focal(z, label, w, avg_factor=4.0).item() == pytest.approx(0.5 * sum(per_sample) / 4, rel=1e-6)
+        assert focal(z, label, w, reduction_override='sum').item() == pytest.approx(0.5 * sum(per_sample), rel=1e-6)
+        assert focal(z, label, w, reduction_override='none').tolist() == pytest.approx(
+            [0.5 * v for v in per_sample], rel=1e-6)
