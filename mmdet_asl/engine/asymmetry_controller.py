@@ -22,7 +22,8 @@ both move with the gap's shortfall::
 paper's Table 3, where a higher target ends at a higher gamma-, confirms the sign used here.)
 
 Smoothing: a minimum-count rule. The sums of a class (or of the whole loss) are pooled over iterations
-until they hold at least ``min_positives`` positive slots (and one negative); then that class is updated
+until they hold at least ``min_positives`` positive slots and one negative (without negatives Delta p is
+undefined, and nothing moves); then that class is updated
 once from the pooled Delta p and its pool is emptied. Why not an exponential moving average: an EMA of a
 class absent from many batches keeps repeating its last, stale Delta p, so a rare class would receive as
 many updates as a common one from far fewer observations. With the count rule every update rests on at
