@@ -5,9 +5,17 @@ Every expected message is written out by hand from the file the test builds."""
 import json
 import os.path as osp
 
+import pytest
+
 from mmdet_asl.utils.preflight import (
+    COCO_HOWTO,
+    DATA_HOWTO,
+    MADE_BY,
     MAX_PROBLEMS,
     NO_INFO,
+    MalformedFilesError,
+    MissingFilesError,
+    check_config_files,
     coco_file_problems,
     malformed_config_files,
     missing_config_files,
@@ -170,3 +178,52 @@ def test_a_file_that_is_not_utf8_is_named_not_raised(tmp_path):
     data, problem = read_json_file(str(path))
     assert data is None
     assert problem.startswith('is not valid JSON (') and problem.endswith('expected a COCO instances JSON file')
+
+
+# ------------------------------------------------------------------------------ missing data files
+def test_missing_data_keys_of_wrapped_and_plain_datasets(tmp_path):
+    root = str(tmp_path / 'd')
+    concat = dict(type='ConcatDataset', datasets=[
+        dict(type='VOC2007MultiLabel', data_root=root, ann_file='a.txt', data_prefix='imgs/'),
+        dict(type='CocoDataset', data_root=root, ann_file='b.json', img_prefix='old/')])
+    missing = missing_config_files(dict(train_dataloader=dict(dataset=concat)))  # no val loader: skipped
+    assert missing == [
+        ('train_dataloader.dataset.datasets.0.ann_file', osp.join(root, 'a.txt'), DATA_HOWTO),
+        ('train_dataloader.dataset.datasets.0.data_prefix.img_path', osp.join(root, 'imgs/'), DATA_HOWTO),
+        ('train_dataloader.dataset.datasets.1.ann_file', osp.join(root, 'b.json'), COCO_HOWTO),
+        ('train_dataloader.dataset.datasets.1.img_prefix', osp.join(root, 'old/'), COCO_HOWTO)]
+
+
+def test_missing_evaluator_files_in_a_list_and_in_a_converter_folder(tmp_path):
+    made = str(tmp_path / 'fashion_canvas' / 'val.json')  # the converter writes its JSON files at the top
+    plain = str(tmp_path / 'elsewhere' / 'val.json')
+    cfg = dict(val_evaluator=[dict(type='CocoMetric', ann_file=made), dict(type='CocoMetric', ann_file=plain)])
+    assert missing_config_files(cfg) == [('val_evaluator.ann_file', made, MADE_BY['fashion_canvas']),
+                                         ('val_evaluator.ann_file', plain, COCO_HOWTO)]
+
+
+def test_only_the_loaders_asked_for_are_checked(tmp_path):
+    cfg = dict(train_dataloader=loader(type='CocoDataset', ann_file=str(tmp_path / 'train.json')),
+               test_dataloader=loader(type='CocoDataset', ann_file=str(tmp_path / 'test.json')))
+    with pytest.raises(MissingFilesError) as info:
+        check_config_files(cfg, loaders=('test', ))
+    assert str(info.value) == (f'1 file(s) the config needs are missing:\n  {tmp_path / "test.json"}   (config key '
+                               f'test_dataloader.dataset.ann_file)\n    how to get it: {COCO_HOWTO}')
+
+
+def test_malformed_files_say_key_or_keys_and_each_unreadable_file_is_listed(tmp_path):
+    empty = tmp_path / 'empty.json'
+    empty.write_text('')
+    shared = tmp_path / 'shared.json'
+    shared.write_text('')
+    cfg = dict(train_dataloader=loader(type='CocoDataset', ann_file=str(empty), data_root=str(tmp_path)),
+               val_dataloader=loader(type='CocoDataset', ann_file=str(shared), data_root=str(tmp_path)),
+               val_evaluator=dict(type='CocoMetric', ann_file=str(shared)))
+    with pytest.raises(MalformedFilesError) as info:
+        check_config_files(cfg)
+    problem = 'is empty; expected a COCO instances JSON file'
+    assert str(info.value) == (
+        '2 file(s) the config needs are malformed:\n'
+        f'  {empty}   (config key train_dataloader.dataset.ann_file):\n    {empty} {problem}\n'
+        f'  {shared}   (config keys val_dataloader.dataset.ann_file, val_evaluator.ann_file):\n'
+        f'    {shared} {problem}')

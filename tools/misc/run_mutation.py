@@ -413,6 +413,9 @@ def parse_args(argv=None):
     parser.add_argument('--working-tree', action='store_true',
                         help='copy uncommitted changes too (default: the committed files, HEAD)')
     parser.add_argument('--keep', action='store_true', help='keep the temporary copy (its path is printed)')
+    parser.add_argument('--resume', metavar='COPY',
+                        help='a copy kept by --keep: test only its mutants not checked yet, then summarize '
+                             '(kept again)')
     args = parser.parse_args(argv)
     if not args.list and (args.group is None or args.out is None):
         parser.error('a group and --out are required (or --list)')
@@ -439,13 +442,19 @@ def main(argv=None) -> int:
         sys.exit(f'group {args.group!r}: no file mutmut can mutate ({", ".join(not_mutated)}: see --help)')
     os.makedirs(args.out, exist_ok=True)
     command = ' '.join(['python', 'tools/misc/run_mutation.py'] + (sys.argv[1:] if argv is None else list(argv)))
-    copy = tempfile.mkdtemp(prefix=f'mutation_{args.group}_')
     start = time.time()
+    if args.resume:
+        copy, args.keep = osp.abspath(args.resume), True
+        if not osp.isdir(osp.join(copy, 'mutants')):
+            sys.exit(f'--resume {args.resume}: not a copy kept by --keep (no mutants/ folder)')
+    else:
+        copy = tempfile.mkdtemp(prefix=f'mutation_{args.group}_')
     try:
-        copy_checkout(copy, args.working_tree)
-        also_copy = sorted(e for e in os.listdir(copy) if e not in (PACKAGE, 'tests', 'pyproject.toml'))
-        with open(osp.join(copy, 'pyproject.toml'), 'a') as f:
-            f.write(mutmut_config(mutated, tests, also_copy, args.timeout_multiplier, args.timeout_constant))
+        if not args.resume:
+            copy_checkout(copy, args.working_tree)
+            also_copy = sorted(e for e in os.listdir(copy) if e not in (PACKAGE, 'tests', 'pyproject.toml'))
+            with open(osp.join(copy, 'pyproject.toml'), 'a') as f:
+                f.write(mutmut_config(mutated, tests, also_copy, args.timeout_multiplier, args.timeout_constant))
         print(f'{args.group}: mutating {", ".join(mutated)} in {copy}, tests: {" ".join(tests)}', flush=True)
         rc = run_mutmut(copy, args.only, args.max_children, args.max_minutes, osp.join(args.out, 'mutmut.log'))
         meta_by_file = {}
