@@ -100,6 +100,16 @@ def support_table() -> str:
     return '\n'.join(TABLE_HEADER + tuple(rows))
 
 
+@pytest.fixture(autouse=True, scope='module')
+def one_thread():
+    """One intra-op thread: these tensors are tiny, and a second OpenMP thread multiplied this file's CPU time by
+    about five (spin-waiting) on a loaded 2-core machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def mmdet_config(name: str) -> Config:
     return Config.fromfile(osp.join(MMDET_CONFIGS, name))
 
