@@ -109,7 +109,8 @@ def asymmetric_loss_cfg(loss_cfg: dict, *, roi_head: bool = False, **asl_args) -
     ============================================  ==============================  ===============================
 
     With no ``asl_args`` the result computes the loss it replaces (ASL with gamma_pos = gamma_neg = gamma and
-    m = 0 is focal loss, with gamma 0 it is binary cross-entropy, paper Sec. 3); ``clip`` (the margin m)
+    m = 0 is focal loss, with gamma 0 it is binary cross-entropy, paper Sec. 3), except where noted: TOOD's
+    alpha, and an RoI head's softmax (below); ``clip`` (the margin m)
     defaults to 0. ``reduction``, ``loss_weight`` and ``activated`` are always kept: heads depend on them
     (FSAF reduces a ``reduction='none'`` loss itself, YOLOX divides a ``reduction='sum'`` loss by its count).
     A loss that is already asymmetric is returned unchanged (a copy), with ``asl_args`` applied.
