@@ -227,3 +227,56 @@ def test_malformed_files_say_key_or_keys_and_each_unreadable_file_is_listed(tmp_
         f'  {empty}   (config key train_dataloader.dataset.ann_file):\n    {empty} {problem}\n'
         f'  {shared}   (config keys val_dataloader.dataset.ann_file, val_evaluator.ann_file):\n'
         f'    {shared} {problem}')
+
+
+def test_relative_paths_without_data_root_empty_prefixes_and_remote_files(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = dict(train_dataloader=loader(type='CocoDataset', ann_file='a.json', data_prefix=dict(img='')),
+               val_dataloader=loader(type='CocoDataset', ann_file='s3://bucket/b.json', data_root=str(tmp_path)))
+    assert missing_config_files(cfg) == [('train_dataloader.dataset.ann_file', 'a.json', COCO_HOWTO)]
+
+
+def test_the_official_nus_wide_split_needs_neither_image_list_nor_label_file(tmp_path):
+    dataset = dict(type='NUSWIDEMultiLabel', data_root=str(tmp_path), split_mode='official',
+                   image_list='list.txt', label_file='labels.txt', concepts_file='concepts.txt')
+    assert missing_config_files(dict(train_dataloader=loader(**dataset))) == [
+        ('train_dataloader.dataset.concepts_file', osp.join(str(tmp_path), 'concepts.txt'), DATA_HOWTO)]
+
+
+def test_images_of_a_dataset_without_data_root_and_prefix_are_relative_to_the_working_folder(tmp_path,
+                                                                                              monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = write(tmp_path, coco())
+    cfg = dict(train_dataloader=loader(type='CocoDataset', ann_file=path))
+    assert malformed_config_files(cfg, loaders=('train', )) == []
+
+
+def test_malformed_files_of_other_loaders_are_not_read(tmp_path):
+    path = write(tmp_path, coco(images=[dict(id=1, file_name='')]))
+    cfg = dict(train_dataloader=loader(type='CocoDataset', ann_file=path, data_root=str(tmp_path)))
+    check_config_files(cfg, loaders=('test', ))
+
+
+def test_the_whole_message_of_missing_and_malformed_files(tmp_path):
+    bad = write(tmp_path, coco(images=[dict(id=None, file_name='a.png'), dict(id=None, file_name='b.png')]))
+    root = str(tmp_path / 'gone')
+    cfg = dict(train_dataloader=loader(type='CocoDataset', data_root=root, ann_file='t.json', img_prefix='im/'),
+               val_dataloader=loader(type='CocoDataset', ann_file=bad, data_root=str(tmp_path)),
+               model=dict(backbone=dict(type='X', init_cfg=dict(type='Pretrained', checkpoint=root + '/w.pth'))))
+    with pytest.raises(MalformedFilesError) as info:
+        check_config_files(cfg)
+    weights = ('make it once on a machine with internet: python -c "import timm, torch; torch.save('
+               f"timm.create_model('<timm model name>', pretrained=True).state_dict(), '{root}/w.pth')\" (nothing "
+               "is downloaded at training time); or train without it (from scratch; the paper's results start from "
+               'ImageNet weights): --cfg-options model.backbone.init_cfg=None')
+    assert str(info.value) == (
+        '3 file(s) the config needs are missing:\n'
+        f'  {root}/t.json   (config key train_dataloader.dataset.ann_file)\n'
+        f'  {root}/im/   (config key train_dataloader.dataset.img_prefix)\n'
+        f'    how to get it: {COCO_HOWTO}\n'
+        f'  {root}/w.pth   (config key model.backbone.init_cfg.checkpoint)\n'
+        f'    how to get it: {weights}\n'
+        '1 file(s) the config needs are malformed:\n'
+        f'  {bad}   (config key val_dataloader.dataset.ann_file):\n'
+        f'    {bad} images[0] has id None; expected an integer image id\n'
+        f'    {bad} images[1] has id None; expected an integer image id')
