@@ -280,3 +280,10 @@ def test_the_whole_message_of_missing_and_malformed_files(tmp_path):
         f'  {bad}   (config key val_dataloader.dataset.ann_file):\n'
         f'    {bad} images[0] has id None; expected an integer image id\n'
         f'    {bad} images[1] has id None; expected an integer image id')
+
+
+def test_an_empty_image_prefix_is_not_a_path_to_check(tmp_path):
+    root = str(tmp_path / 'gone')
+    cfg = dict(train_dataloader=loader(type='CocoDataset', data_root=root, ann_file='a.json',
+                                       data_prefix=dict(img='', seg=None)))
+    assert missing_config_files(cfg) == [('train_dataloader.dataset.ann_file', osp.join(root, 'a.json'), COCO_HOWTO)]
