@@ -195,3 +195,24 @@ print(type(model.head.loss_module).__name__, float(losses['loss']))
     assert out.returncode == 0, out.stderr[-3000:]
     name, value = out.stdout.split()[-2:]
     assert name == 'AsymmetricLoss' and float(value) > 0
+
+
+def test_readme_detection_snippet_builds_the_swapped_model(tmp_path):
+    """README's detection snippet, saved as a config file and read as MMDetection's tools read it, gives an
+    FCOS whose classification loss is AsymmetricLoss with the snippet's settings."""
+    config = tmp_path / 'user_config.py'
+    config.write_text(readme_block_after('## ASL in your own MMDetection config'))
+    code = f"""
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+from mmdet.registry import MODELS
+cfg = Config.fromfile({str(config)!r})
+init_default_scope('mmdet')
+cfg.model.backbone.init_cfg = None
+loss = MODELS.build(cfg.model).bbox_head.loss_cls
+print(type(loss).__name__, loss.gamma_pos, float(loss.gamma_neg), float(loss.clip))
+"""
+    out = subprocess.run([sys.executable, '-c', code], cwd=str(tmp_path), capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.split()[-4:] == ['AsymmetricLoss', '1.0', '2.0', '0.0']

@@ -478,3 +478,15 @@ def test_swap_without_arguments_trains_as_before(family, loss_key):
             # FocalLoss divides by a (1,) avg_factor tensor in the DETR heads: compare the values
             torch.testing.assert_close(_flat(losses[1][key]), _flat(losses[0][key]), rtol=1e-4, atol=1e-6,
                                        msg=lambda m, k=key: f'{k}: {m}')
+
+
+@pytest.mark.parametrize('config,head', [('double_heads/dh-faster-rcnn_r50_fpn_1x_coco.py', 'DoubleConvFCBBoxHead'),
+                                         ('sabl/sabl-cascade-rcnn_r50_fpn_1x_coco.py', 'SABLHead')])
+def test_swap_refuses_roi_heads_that_always_build_softmax_channels(config, head):
+    """These RoI heads size their classifier C + 1 without asking the loss: an asymmetric loss there would train
+    the background as a class, silently. The RPN alone can still be swapped."""
+    model = mmdet_config(config).model
+    with pytest.raises(ValueError, match=f'{head} always builds C \\+ 1 softmax classifier channels'):
+        swap_to_asl(model)
+    swapped, changes = swap_to_asl(model, only=['rpn_head'])
+    assert changes == ['rpn_head.loss_cls: CrossEntropyLoss -> AsymmetricLoss']

@@ -262,6 +262,11 @@ def _walk_costs(node, path: str):
             yield from _walk_costs(value, sub)
 
 
+# RoI bbox heads whose classifier is always C + 1 softmax channels: they do not ask the loss for its channel
+# count (MMDetection's custom_cls_channels contract), so AsymmetricLoss would train the background as a class.
+SOFTMAX_ONLY_ROI_HEADS = ('DoubleConvFCBBoxHead', 'SABLHead', 'MultiInstanceBBoxHead')
+
+
 def _selected(path: str, only: Optional[Sequence[str]]) -> bool:
     return only is None or any(path == p or path.startswith(p + '.') or path.startswith(p + '[') for p in only)
 
@@ -298,6 +303,11 @@ def swap_to_asl(cfg, only: Optional[Sequence[str]] = None, **asl_args) -> Tuple[
         if not _selected(path, only):
             continue
         old = container[key]
+        if path.startswith('roi_head.bbox_head') and _type_name(container) in SOFTMAX_ONLY_ROI_HEADS:
+            refused.append((path, f'{_type_name(container)} always builds C + 1 softmax classifier channels (it '
+                                  'does not take the loss\'s custom_cls_channels), so an asymmetric loss would '
+                                  'train the background as a class; keep its CrossEntropyLoss'))
+            continue
         try:
             container[key] = asymmetric_loss_cfg(old, roi_head=path.startswith('roi_head.bbox_head'), **asl_args)
         except ValueError as e:

@@ -15,6 +15,10 @@ Variants:
     asl_m005   ASL gamma+ 1, gamma- 2, m 0.05
     asl_a025   ASL gamma+ 1, gamma- 2, m 0 with focal loss's alpha 0.25 (positives x0.25, negatives x0.75):
                tells the effect of alpha from that of gamma+ (not run by default)
+    gfl_qfl    GFL head (configs/demo/gfl_effnet-lite0_qfl_deepforest.py): QualityFocalLoss beta 2
+    gfl_aqfl   its twin with AsymmetricQualityFocalLoss gamma+ 2, gamma- 4, m 0
+    gfl_aqfl_g2  AsymmetricQualityFocalLoss gamma+ = gamma- = 2, m 0: QFL's values through the asymmetric code
+               (the GFL variants are not probed: Delta p is logged for AsymmetricLoss heads)
 
     python tools/analysis_tools/detection_seeds.py --seeds 0 1 2 [--variants ...] [--epochs 30] [--jobs 2]
     python tools/analysis_tools/detection_seeds.py --probe-margin   # seconds: what m does at initialisation
@@ -43,7 +47,11 @@ VARIANTS = {
     'asl_m0': (ASL_CFG, ['model.bbox_head.loss_cls.clip=0.0']),
     'asl_m005': (ASL_CFG, ['model.bbox_head.loss_cls.clip=0.05']),
     'asl_a025': (ASL_CFG, ['model.bbox_head.loss_cls.clip=0.0', 'model.bbox_head.loss_cls.alpha=0.25']),
+    'gfl_qfl': ('configs/demo/gfl_effnet-lite0_qfl_deepforest.py', []),
+    'gfl_aqfl': ('configs/demo/gfl_effnet-lite0_aqfl_deepforest.py', []),
+    'gfl_aqfl_g2': ('configs/demo/gfl_effnet-lite0_aqfl_deepforest.py', ['model.bbox_head.loss_cls.gamma_neg=2.0']),
 }
+NOT_PROBED = ('gfl_qfl', 'gfl_aqfl', 'gfl_aqfl_g2')
 DEFAULT_VARIANTS = ['focal', 'asl_m0', 'asl_m005']
 # evaluation passes: the config's score_thr, score_thr 0.001, and the config's test-time augmentation
 EVALUATIONS = ('config', 0.001, 'tta')
@@ -82,7 +90,8 @@ def run_one(variant, seed, args, env):
     work_dir = osp.join(args.out, f'{variant}_seed{seed}')
     common = [f'randomness.seed={seed}', *opts, *schedule_options(args.epochs)]
     os.makedirs(work_dir, exist_ok=True)
-    probed = write_probed_config(osp.join(ROOT, config), osp.join(work_dir, 'probed_config.py'))
+    probed = config if variant in NOT_PROBED else write_probed_config(osp.join(ROOT, config),
+                                                                        osp.join(work_dir, 'probed_config.py'))
     log = open(osp.join(args.out, f'{variant}_seed{seed}.log'), 'w')
     t0 = time.time()
     subprocess.check_call([sys.executable, 'tools/train.py', probed, '--work-dir', work_dir, '--cfg-options',
@@ -120,7 +129,8 @@ def table(results, variants):
             cells = [mean_sd([r[c] for r in runs]) if all(c in r for r in runs) else '' for c in cols]
             dp = statistics.mean(r['dp'] for r in runs)
             per_seed = ', '.join(f"{r['AP@config']:.1f}" for r in runs)
-            lines.append(f"| {v} | {len(runs)} | {' | '.join(cells)} | {dp:.3f} | {per_seed} |")
+            dp_cell = 'n/a' if dp != dp else f'{dp:.3f}'  # NaN: a variant that is not probed
+            lines.append(f"| {v} | {len(runs)} | {' | '.join(cells)} | {dp_cell} | {per_seed} |")
     return '\n'.join(lines)
 
 
