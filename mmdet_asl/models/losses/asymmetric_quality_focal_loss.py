@@ -19,9 +19,12 @@ from mmdet.models.losses.utils import weight_reduce_loss
 from mmdet.registry import MODELS
 
 from ...ops.asl.checks import check_bool, check_real
+from ...ops.asl.function import apply_quality_focal_loss
+from ...ops.asl.params import IMPL_OVERRIDE, IMPLS
 from ...ops.asl.reference import quality_asymmetric_loss_reference
 
 REDUCTIONS = ('none', 'mean', 'sum')
+QUALITY_IMPLS = IMPLS + ('reference', )
 
 
 class _SaturatingFloat(torch.autograd.Function):
@@ -54,7 +57,9 @@ class AsymmetricQualityFocalLoss(QualityFocalLoss):
 
     A negative slot costs -sigma_m^gamma- log(1 - sigma_m), sigma_m = max(sigma - m, 0) (ASL, Eq. 5 and 7); the
     positive slot of quality q costs -|q - sigma|^gamma+ (q log sigma + (1 - q) log(1 - sigma)) (QFL). The term
-    is :func:`mmdet_asl.ops.asl.reference.quality_asymmetric_loss_reference`. The defaults are QFL(beta=2): a
+    is :func:`mmdet_asl.ops.asl.reference.quality_asymmetric_loss_reference`; for logits it is computed by the fused
+    kernel (:mod:`mmdet_asl.ops.asl.quality`: loss and analytic gradient in one pass) unless ``impl='reference'``.
+    The defaults are QFL(beta=2): a
     config that changes only ``type`` trains as before; the asymmetry is what ``gamma_neg`` and ``clip`` add.
 
     Args:
@@ -70,6 +75,11 @@ class AsymmetricQualityFocalLoss(QualityFocalLoss):
             negatives harder than QFL(2) and leaves the positives as they were.
         validate (bool): check input values at every call (finite scores, qualities in [0, 1], labels in
             [0, C], weights). One host synchronisation per call. Default True.
+        impl (str): 'eager' (default: the fused kernel in plain PyTorch, no warm-up), 'compiled' (the same
+            kernel fused by ``torch.compile``, compiled once per configuration) or 'reference' (the
+            specification in plain autograd). ``MMDET_ASL_COMPILE=0/1`` in the environment overrides 'eager'
+            and 'compiled'. Probabilities (``activated=True``), qualities that require a gradient and empty
+            batches are computed by the reference whatever ``impl``.
 
     ``forward(pred, target, weight=None, avg_factor=None, reduction_override=None)``: ``pred`` (N, C);
     ``target`` one of QFL's forms: a tuple ``(labels (N,), score (N,))`` with background = C, or dense (N, C)
@@ -86,7 +96,8 @@ class AsymmetricQualityFocalLoss(QualityFocalLoss):
                  reduction: str = 'mean',
                  loss_weight: float = 1.0,
                  beta: Optional[float] = None,
-                 validate: bool = True):
+                 validate: bool = True,
+                 impl: str = 'eager'):
         if use_sigmoid is not True:
             raise ValueError('AsymmetricQualityFocalLoss only supports use_sigmoid=True (sigmoid per class); '
                              f'got use_sigmoid={use_sigmoid!r}')
@@ -102,10 +113,14 @@ class AsymmetricQualityFocalLoss(QualityFocalLoss):
         self.gamma_neg = beta if gamma_neg is None else check_real('gamma_neg', gamma_neg, low=0.0)
         self.clip = check_real('clip (the probability margin m)', clip, 0.0, 1.0, high_open=True)
         self.validate = check_bool('validate', validate)
+        if impl not in QUALITY_IMPLS:
+            raise ValueError(f'impl must be one of {QUALITY_IMPLS}, got {impl!r}')
+        self.impl = impl
 
     def extra_repr(self) -> str:
         return (f'gamma_pos={self.gamma_pos}, gamma_neg={self.gamma_neg}, clip={self.clip}, '
-                f'activated={self.activated}, reduction={self.reduction!r}, loss_weight={self.loss_weight}')
+                f'activated={self.activated}, reduction={self.reduction!r}, loss_weight={self.loss_weight}, '
+                f'impl={self.impl!r}')
 
     def forward(self,
                 pred: Tensor,
@@ -122,6 +137,9 @@ class AsymmetricQualityFocalLoss(QualityFocalLoss):
                              f'got {tuple(weight.shape) if isinstance(weight, Tensor) else type(weight).__name__}')
         if self.validate:
             self._check_values(pred, quality, weight)
+        impl = self.impl if self.impl == 'reference' else (IMPL_OVERRIDE or self.impl)
+        if not (self.activated or impl == 'reference' or pred.numel() == 0 or quality.requires_grad):
+            return self._fused(pred, quality, positive, weight, avg_factor, reduction, impl)
         # fp16/bf16 scores are computed in float32: in half precision sigma^gamma and the logs of small
         # probabilities underflow. Autocast is off for the same reason (and it refuses F.binary_cross_entropy).
         work = saturating_float(pred) if pred.dtype in (torch.float16, torch.bfloat16) else pred
@@ -129,6 +147,24 @@ class AsymmetricQualityFocalLoss(QualityFocalLoss):
             loss = quality_asymmetric_loss_reference(work, quality.to(work.dtype), positive, self.gamma_pos,
                                                      self.gamma_neg, self.clip, self.activated).sum(dim=1)
         return self.loss_weight * weight_reduce_loss(loss, weight, reduction, avg_factor)
+
+    def _fused(self, pred, quality, positive, weight, avg_factor, reduction: str, impl: str) -> Tensor:
+        """The fused kernel, reducing as ``weight_reduce_loss`` does after the sum over classes: loss_weight and
+        the mean's divisor are folded into the pass (``scale``), so that backward hands over its gradient."""
+        w = None if weight is None else weight.reshape(-1, 1)
+        if reduction == 'none':
+            loss = apply_quality_focal_loss(pred, quality, positive, gamma_pos=self.gamma_pos,
+                                            gamma_neg=self.gamma_neg, clip=self.clip, impl=impl).sum(dim=1)
+            return self.loss_weight * weight_reduce_loss(loss, weight, reduction, avg_factor)
+        if avg_factor is None:
+            scale = self.loss_weight / pred.shape[0] if reduction == 'mean' else self.loss_weight
+        elif reduction == 'mean':
+            # As weight_reduce_loss: eps keeps avg_factor = 0 from dividing by zero.
+            scale = self.loss_weight / (avg_factor + torch.finfo(torch.float32).eps)
+        else:
+            raise ValueError('avg_factor can not be used with reduction="sum"')
+        return apply_quality_focal_loss(pred, quality, positive, w, gamma_pos=self.gamma_pos, gamma_neg=self.gamma_neg,
+                                        clip=self.clip, reduce=True, scale=scale, impl=impl)
 
     def _dense_target(self, pred: Tensor, target):
         """(N, C) qualities and the (N, C) mask of positive slots from any accepted target form."""

@@ -17,7 +17,7 @@ kernel takes its sigmoid parts from single-operator sigmoids (more transcendenta
 skips the multiplications, masks and conversions that change nothing.
 """
 import math
-from typing import NamedTuple, Optional
+from typing import NamedTuple, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -59,8 +59,17 @@ def sigmoid_parts(z: Tensor, clip, need_log_p: bool = True) -> SigmoidParts:
     1 - p_m >= m has no cancellation. ``need_log_p=False`` leaves log p out (None) where only negatives
     are computed: for m > 0 one logarithm fewer.
     """
+    return sigmoid_parts_and_log_q(z, clip, need_log_p)[0]
+
+
+def sigmoid_parts_and_log_q(z: Tensor, clip, need_log_p: bool = True,
+                            need_log_q: bool = False) -> Tuple[SigmoidParts, Optional[Tensor]]:
+    """:func:`sigmoid_parts`, and log(1 - p), not floored, where asked for (the quality focal loss's positive
+    slot) or free: with m = 0 it is log(1 - p_m), always given; for m > 0 ``need_log_q`` computes it from the
+    log1p(exp(-|z|)) that log p takes (it implies ``need_log_p``), else it is None."""
+    need_log_p = need_log_p or need_log_q
     if not torch.compiler.is_compiling():
-        return _sigmoid_parts_eager(z, clip, need_log_p)
+        return _sigmoid_parts_eager(z, clip, need_log_p, need_log_q)
     margin = _has_margin(clip)
     wide = z.to(torch.float64) if margin else z
     t = torch.exp(-torch.clamp(wide, min=-700.0) if margin else -wide)
@@ -70,16 +79,17 @@ def sigmoid_parts(z: Tensor, clip, need_log_p: bool = True) -> SigmoidParts:
     q = torch.where(nonneg, (t * p_wide).to(z.dtype), 1.0 - p)
     if margin and not need_log_p:
         p_m = torch.clamp(p_wide - clip, min=0.0).to(z.dtype)
-        return SigmoidParts(p, q, p_m, None, torch.log1p(-p_m))
+        return SigmoidParts(p, q, p_m, None, torch.log1p(-p_m)), None
     log1p_e = torch.log1p(torch.where(nonneg, t, 1.0 / t).to(z.dtype))   # softplus(-|z|)
     log_p = torch.clamp(z, max=0.0) - log1p_e if need_log_p else None
+    log_q = -torch.clamp(z, min=0.0) - log1p_e if need_log_q or not margin else None
     if margin:
         p_m = torch.clamp(p_wide - clip, min=0.0).to(z.dtype)
-        return SigmoidParts(p, q, p_m, log_p, torch.log1p(-p_m))
-    return SigmoidParts(p, q, p, log_p, -torch.clamp(z, min=0.0) - log1p_e)
+        return SigmoidParts(p, q, p_m, log_p, torch.log1p(-p_m)), log_q
+    return SigmoidParts(p, q, p, log_p, log_q), log_q
 
 
-def _sigmoid_parts_eager(z: Tensor, clip, need_log_p: bool) -> SigmoidParts:
+def _sigmoid_parts_eager(z: Tensor, clip, need_log_p: bool, need_log_q: bool):
     """The same parts from single-operator sigmoids and log-sigmoids (p in float64 for m > 0, as above).
     Run eagerly, every operation is a pass over memory: these take four passes where sharing one
     exponential takes fourteen; a fused loop pays per transcendental instead, and shares the exponential."""
@@ -91,8 +101,9 @@ def _sigmoid_parts_eager(z: Tensor, clip, need_log_p: bool) -> SigmoidParts:
     log_p = F.logsigmoid(z) if need_log_p else None
     if margin:
         p_m = (p_wide - clip).clamp_(min=0.0).to(z.dtype)
-        return SigmoidParts(p, q, p_m, log_p, torch.log1p(-p_m))
-    return SigmoidParts(p, q, p, log_p, F.logsigmoid(minus_z))
+        return SigmoidParts(p, q, p_m, log_p, torch.log1p(-p_m)), F.logsigmoid(minus_z) if need_log_q else None
+    log_q = F.logsigmoid(minus_z)
+    return SigmoidParts(p, q, p, log_p, log_q), log_q
 
 
 def power(x: Tensor, exponent) -> Tensor:
