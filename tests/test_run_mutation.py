@@ -145,12 +145,23 @@ def test_summary_counts_per_file_and_score():
     assert set(survivors) == {'m.x_limited__mutmut_1', 'm.x_limited__mutmut_5'}
     assert survivors['m.x_limited__mutmut_1']['line'] == 7
     assert survivors['m.x_limited__mutmut_5']['line'] is None  # no diff read
+    assert [t['mutant'] for t in summary['timeouts']] == ['m.x_limited__mutmut_4']  # caught, but listed
     summary.update(group='g', date='2026-12-07', tool='mutmut', tool_version='3.8.1', command='cmd', tests=['t'],
                    timeout_constant=5.0, timeout_multiplier=3.0, wall_s=1)
     text = rm.markdown(summary)
     assert '`m.py:7` survived: `if len(items) <= 3: -> if len(items) < 3:`' in text
     assert '| **all** | 7 | 3 | 1 | 1 | 1 | 0 | 0 | 1 | 66.7 |' in text
     assert 'tools/t.py' in text
+    assert '## Timeouts (1; counted as caught)' in text
+
+
+def test_resuming_with_other_limits_rewrites_them(tmp_path):
+    path = tmp_path / 'pyproject.toml'
+    path.write_text('[project]\nname = "x"\n' + rm.mutmut_config(['a.py'], ['t.py'], [], 3, 5))
+    rm._set_timeouts(str(path), 10, 20)
+    text = path.read_text()
+    assert 'timeout_multiplier = 10.0\n' in text and 'timeout_constant = 20.0\n' in text
+    assert 'timeout_multiplier = 3.0' not in text and 'name = "x"' in text
 
 
 def test_mutmut_configuration_is_toml_with_the_lists():

@@ -61,7 +61,7 @@ GROUPS: Dict[str, Group] = {
     'ops': Group(('mmdet_asl/ops/asl/*.py', ),
                  ('tests/test_loss_eager.py', 'tests/test_loss_errors.py', 'tests/test_loss_math.py',
                   'tests/test_loss_paths.py', 'tests/test_loss_validation.py', 'tests/test_probability_gap.py',
-                  'tests/test_quality_focal_loss.py', 'tests/test_single_label_asl.py',
+                  'tests/test_quality_focal_loss.py', 'tests/test_quality_kernel.py', 'tests/test_single_label_asl.py',
                   'tests/test_roi_head_asl.py')),
     'engine': Group(('mmdet_asl/engine/*.py', ),
                     ('tests/test_probability_gap.py', 'tests/test_probability_gap_hook.py',
@@ -103,6 +103,9 @@ EXIT_CODES = {1: KILLED, 3: KILLED, 37: KILLED,  # a failing test, pytest's inte
               0: SURVIVED, 5: NO_TESTS, 33: NO_TESTS, 34: SKIPPED, None: NOT_CHECKED, 2: NOT_CHECKED,
               36: TIMEOUT, 24: TIMEOUT, -24: TIMEOUT, 152: TIMEOUT, 255: TIMEOUT}
 # Anything else (35 "suspicious", -11 or -9 "segfault"): the mutant broke the test process itself.
+# Listed with their change: the mutants not killed, and the timeouts (counted as caught, as mutmut does, but
+# a loaded machine can make a slow test pass its limit: re-test them with --resume and a larger multiplier).
+LISTED = (SURVIVED, NO_TESTS, INCOMPETENT, TIMEOUT)
 
 
 def bucket_of(exit_code: Optional[int]) -> str:
@@ -141,6 +144,15 @@ def mutmut_config(sources: Sequence[str], tests: Sequence[str], also_copy: Seque
         f'timeout_multiplier = {float(timeout_multiplier)}',
         f'timeout_constant = {float(timeout_constant)}',
         'use_git_change_detection = false', ''])
+
+
+def _set_timeouts(pyproject: str, multiplier: float, constant: float) -> None:
+    with open(pyproject) as f:
+        text = f.read()
+    text = re.sub(r'^timeout_multiplier = .*$', f'timeout_multiplier = {float(multiplier)}', text, flags=re.M)
+    text = re.sub(r'^timeout_constant = .*$', f'timeout_constant = {float(constant)}', text, flags=re.M)
+    with open(pyproject, 'w') as f:
+        f.write(text)
 
 
 # ------------------------------------------------------------------------------------------ the copy
@@ -279,7 +291,7 @@ def summarize(meta_by_file: Dict[str, dict], diffs: Dict[str, str], sources: Dic
         sources: source path -> its text, to give each mutant's line.
         not_mutated: group files mutmut cannot mutate, listed as such.
     """
-    per_file, survivors = {}, []
+    per_file, survivors, timeouts = {}, [], []
     total = {bucket: 0 for bucket in BUCKETS}
     for path in sorted(meta_by_file):
         counts = {bucket: 0 for bucket in BUCKETS}
@@ -287,12 +299,12 @@ def summarize(meta_by_file: Dict[str, dict], diffs: Dict[str, str], sources: Dic
                                         key=lambda item: _natural(item[0])):
             bucket = bucket_of(exit_code)
             counts[bucket] += 1
-            if bucket in (SURVIVED, NO_TESTS, INCOMPETENT):
+            if bucket in LISTED:
                 diff = diffs.get(mutant, '')
                 line = locate(sources[path], mutant, diff) if diff and path in sources else None
-                survivors.append(dict(mutant=mutant, file=path, line=line, status=bucket, exit_code=exit_code,
-                                      mutation=describe(diff) if diff else None, text_only=text_only(diff),
-                                      diff=diff))
+                entry = dict(mutant=mutant, file=path, line=line, status=bucket, exit_code=exit_code,
+                             mutation=describe(diff) if diff else None, text_only=text_only(diff), diff=diff)
+                (timeouts if bucket == TIMEOUT else survivors).append(entry)
         counts['total'] = sum(counts.values())
         counts['score'] = score(counts)
         per_file[path] = counts
@@ -300,8 +312,8 @@ def summarize(meta_by_file: Dict[str, dict], diffs: Dict[str, str], sources: Dic
             total[bucket] += counts[bucket]
     total['total'] = sum(total[bucket] for bucket in BUCKETS)
     total['score'] = score(total)
-    return dict(total=total, per_file=per_file, survivors=survivors, not_mutated=list(not_mutated),
-                text_only_survivors=sum(1 for s in survivors if s['text_only']))
+    return dict(total=total, per_file=per_file, survivors=survivors, timeouts=timeouts,
+                not_mutated=list(not_mutated), text_only_survivors=sum(1 for s in survivors if s['text_only']))
 
 
 def score(counts: dict) -> Optional[float]:
@@ -345,6 +357,11 @@ def markdown(summary: dict) -> str:
         for s in survivors:
             where = f"{s['file']}:{s['line']}" if s['line'] else s['file']
             out.append(f"- `{where}` {s['status']}: `{cell(s['mutation'] or '?')}` ({s['mutant']})")
+    if summary.get('timeouts'):
+        out += ['', f"## Timeouts ({len(summary['timeouts'])}; counted as caught)", '']
+        for s in summary['timeouts']:
+            where = f"{s['file']}:{s['line']}" if s['line'] else s['file']
+            out.append(f"- `{where}`: `{cell(s['mutation'] or '?')}` ({s['mutant']})")
     return '\n'.join(out) + '\n'
 
 
@@ -418,7 +435,7 @@ def parse_args(argv=None):
     parser.add_argument('--keep', action='store_true', help='keep the temporary copy (its path is printed)')
     parser.add_argument('--resume', metavar='COPY',
                         help='a copy kept by --keep: test only its mutants not checked yet, then summarize '
-                             '(kept again)')
+                             '(kept again); with other --timeout-* values, its timeouts are re-tested')
     args = parser.parse_args(argv)
     if not args.list and (args.group is None or args.out is None):
         parser.error('a group and --out are required (or --list)')
@@ -453,7 +470,9 @@ def main(argv=None) -> int:
     else:
         copy = tempfile.mkdtemp(prefix=f'mutation_{args.group}_')
     try:
-        if not args.resume:
+        if args.resume:  # mutmut re-tests only its timeouts when these settings change
+            _set_timeouts(osp.join(copy, 'pyproject.toml'), args.timeout_multiplier, args.timeout_constant)
+        else:
             copy_checkout(copy, args.working_tree)
             also_copy = sorted(e for e in os.listdir(copy) if e not in (PACKAGE, 'tests', 'pyproject.toml'))
             with open(osp.join(copy, 'pyproject.toml'), 'a') as f:
@@ -475,7 +494,7 @@ def main(argv=None) -> int:
                 meta['exit_code_by_key'] = {k: v for k, v in meta['exit_code_by_key'].items()
                                             if any(fnmatch.fnmatch(k, p) or k == p for p in args.only)}
         open_mutants = [k for meta in meta_by_file.values() for k, v in meta['exit_code_by_key'].items()
-                        if bucket_of(v) in (SURVIVED, NO_TESTS, INCOMPETENT)]
+                        if bucket_of(v) in LISTED]
         texts = {}
         for path in mutated:
             with open(osp.join(copy, path)) as f:
