@@ -290,3 +290,21 @@ def test_saturated_positive_keeps_its_relative_accuracy(branch):
         # d/dz [-(1 - p)^2 log p] = -(1 - p)^2 (1 - p) + 2 (1 - p) p (1 - p) log p
         assert loss[0, j].item() == pytest.approx(-q * q * log_p, rel=1e-13, abs=0)
         assert grad[0, j].item() == pytest.approx(-q**3 + 2 * q * q * (1 - q) * log_p, rel=1e-12, abs=0)
+
+
+@pytest.mark.parametrize('bad', [float('inf'), -float('inf'), float('nan')])
+def test_validation_counts_each_non_finite_logit(bad):
+    """The check reads pred's minimum and maximum (one pass): a single inf, -inf or NaN is found and counted."""
+    z = torch.randn(6, 3)
+    z[4, 1] = bad
+    with pytest.raises(ValueError, match='pred contains 1 non-finite value\\(s\\) \\(NaN or inf\\) out of 18'):
+        AsymmetricQualityFocalLoss()(z, (torch.tensor([0, 1, 2, 3, 3, 0]), torch.rand(6)))
+
+
+def test_validation_reads_the_qualities_of_foreground_anchors():
+    """Tuple targets: the score of a foreground anchor outside [0, 1] is refused; a background anchor's score is
+    not a quality (QualityFocalLoss never reads it)."""
+    labels, score = torch.tensor([0, 3, 1]), torch.tensor([0.5, 7.0, 0.2])
+    AsymmetricQualityFocalLoss()(torch.randn(3, 3), (labels, score))
+    with pytest.raises(ValueError, match='target qualities must be in \\[0, 1\\], got min 0.2.*, max 1.5'):
+        AsymmetricQualityFocalLoss()(torch.randn(3, 3), (labels, torch.tensor([1.5, 7.0, 0.2])))

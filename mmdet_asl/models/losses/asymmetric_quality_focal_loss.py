@@ -9,6 +9,7 @@ DETR-family heads).
 It subclasses ``QualityFocalLoss``: the DETR heads' ``isinstance(loss_cls, QualityFocalLoss)`` branch then hands it
 the IoU of each matched prediction, as it does to QFL.
 """
+import math
 from typing import Optional
 
 import torch
@@ -131,12 +132,12 @@ class AsymmetricQualityFocalLoss(QualityFocalLoss):
         if reduction_override not in (None, ) + REDUCTIONS:
             raise ValueError(f'reduction_override must be None or one of {REDUCTIONS}, got {reduction_override!r}')
         reduction = reduction_override or self.reduction
-        quality, positive = self._dense_target(pred, target)
+        quality, positive, given = self._dense_target(pred, target)
         if weight is not None and (not isinstance(weight, Tensor) or tuple(weight.shape) != (pred.shape[0], )):
             raise ValueError(f'weight must be a per-anchor ({pred.shape[0]},) tensor for pred {tuple(pred.shape)}, '
                              f'got {tuple(weight.shape) if isinstance(weight, Tensor) else type(weight).__name__}')
         if self.validate:
-            self._check_values(pred, quality, weight)
+            self._check_values(pred, given, weight)
         impl = self.impl if self.impl == 'reference' else (IMPL_OVERRIDE or self.impl)
         if not (self.activated or impl == 'reference' or pred.numel() == 0 or quality.requires_grad):
             return self._fused(pred, quality, positive, weight, avg_factor, reduction, impl)
@@ -167,7 +168,8 @@ class AsymmetricQualityFocalLoss(QualityFocalLoss):
                                         clip=self.clip, reduce=True, scale=scale, impl=impl)
 
     def _dense_target(self, pred: Tensor, target):
-        """(N, C) qualities and the (N, C) mask of positive slots from any accepted target form."""
+        """(N, C) qualities, the (N, C) mask of positive slots and the quality values the target gave (all
+        others are 0) from any accepted target form."""
         if not isinstance(pred, Tensor) or not pred.is_floating_point() or pred.dim() != 2:
             raise ValueError('pred must be an (N, C) floating tensor, got '
                              f'{tuple(pred.shape) if isinstance(pred, Tensor) else type(pred).__name__}')
@@ -176,7 +178,7 @@ class AsymmetricQualityFocalLoss(QualityFocalLoss):
             if tuple(target.shape) != (num, num_classes):
                 raise ValueError(f'target (dense qualities) must have the shape of pred {tuple(pred.shape)}, '
                                  f'got {tuple(target.shape)}')
-            return target, target != 0
+            return target, target != 0, target
         if isinstance(target, Tensor) and target.dim() == 1 and not target.is_floating_point():
             labels, score = target, None
         elif isinstance(target, (tuple, list)) and len(target) == 2:
@@ -198,26 +200,31 @@ class AsymmetricQualityFocalLoss(QualityFocalLoss):
         pos = torch.nonzero(labels < num_classes).squeeze(1)
         quality = pred.new_zeros(pred.shape)
         positive = torch.zeros(pred.shape, dtype=torch.bool, device=pred.device)
-        quality[pos, labels[pos]] = 1 if score is None else score[pos].to(quality.dtype)
+        given = pred.new_ones(0) if score is None else score[pos]
+        quality[pos, labels[pos]] = 1 if score is None else given.to(quality.dtype)
         positive[pos, labels[pos]] = True
-        return quality, positive
+        return quality, positive, given
 
     def _check_values(self, pred: Tensor, quality: Tensor, weight: Optional[Tensor]) -> None:
-        """Finite scores (probabilities in [0, 1] when activated), qualities in [0, 1], finite weights >= 0."""
+        """Finite scores (probabilities in [0, 1] when activated), qualities in [0, 1], finite weights >= 0.
+
+        One pass over pred (its minimum and maximum: NaN propagates into both, inf into one), one over the
+        qualities the target gave, one host synchronisation; pred's non-finite values are counted on failure only.
+        """
         z = pred.detach()
-        stats = [(~torch.isfinite(z)).sum(), z.amin() if z.numel() else z.new_zeros(()),
-                 z.amax() if z.numel() else z.new_zeros(()),
-                 quality.detach().amin() if quality.numel() else z.new_zeros(()),
-                 quality.detach().amax() if quality.numel() else z.new_zeros(())]
+        zero = z.new_zeros(())
+        stats = list(torch.aminmax(z)) if z.numel() else [zero, zero]
+        stats += list(torch.aminmax(quality.detach())) if quality.numel() else [zero, zero]
         if weight is not None and weight.numel():
             stats += [weight.detach().amin(), (~torch.isfinite(weight.detach())).sum()]
         values = torch.stack([s.to(torch.float64) for s in stats]).tolist()
-        if values[0]:
-            raise ValueError(f'pred contains {int(values[0])} non-finite value(s) (NaN or inf) out of {z.numel()}')
-        if self.activated and not 0 <= values[1] <= values[2] <= 1:
-            raise ValueError(f'pred must hold probabilities in [0, 1] with activated=True, got min {values[1]}, '
-                             f'max {values[2]}')
-        if not 0 <= values[3] <= values[4] <= 1:
-            raise ValueError(f'target qualities must be in [0, 1], got min {values[3]}, max {values[4]}')
-        if len(values) > 5 and (values[5] < 0 or values[6]):
-            raise ValueError(f'weight must be finite and >= 0, got min {values[5]}')
+        if not (math.isfinite(values[0]) and math.isfinite(values[1])):
+            count = int((~torch.isfinite(z)).sum())
+            raise ValueError(f'pred contains {count} non-finite value(s) (NaN or inf) out of {z.numel()}')
+        if self.activated and not 0 <= values[0] <= values[1] <= 1:
+            raise ValueError(f'pred must hold probabilities in [0, 1] with activated=True, got min {values[0]}, '
+                             f'max {values[1]}')
+        if not 0 <= values[2] <= values[3] <= 1:
+            raise ValueError(f'target qualities must be in [0, 1], got min {values[2]}, max {values[3]}')
+        if len(values) > 4 and (values[4] < 0 or values[5]):
+            raise ValueError(f'weight must be finite and >= 0, got min {values[4]}')
