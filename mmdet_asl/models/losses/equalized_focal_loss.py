@@ -6,7 +6,11 @@ Config::
 
     custom_imports = dict(imports=['mmdet_asl'], allow_failed_imports=False)
     model = dict(bbox_head=dict(loss_cls=dict(
-        type='EqualizedFocalLoss', num_classes=1203, gamma_b=2.0, scale_factor=8.0, alpha=0.25, loss_weight=1.0)))
+        type='EqualizedFocalLoss', use_sigmoid=True, num_classes=1203, gamma_b=2.0, scale_factor=8.0, alpha=0.25,
+        loss_weight=1.0)))
+
+The dense heads read ``use_sigmoid`` from this dict (without the key they build C + 1 softmax channels), so
+it is written out.
 """
 from typing import Optional
 
@@ -58,7 +62,8 @@ class EqualizedFocalLoss(nn.Module):
     g_j = 0, gamma_j = gamma_b + s.
 
     Args:
-        use_sigmoid (bool): must be True (one sigmoid per class, as the dense heads' ``use_sigmoid`` path).
+        use_sigmoid (bool): must be True (one sigmoid per class); write it in the config, where the dense heads
+            read it to size their classifier.
         num_classes (int): C, the number of classes of the head (its ``cls_out_channels``); required, since
             the statistics are kept per class. pred must have C columns.
         gamma_b (float): gamma_b, the base focusing (focal loss's gamma), >= 0. Default 2. gamma_b = 0
@@ -161,9 +166,13 @@ class EqualizedFocalLoss(nn.Module):
         reduction = reduction_override or self.reduction
         target, weight, is_index = check_layout(pred, target, weight)
         if pred.shape[1] != self.num_classes:
+            # A dense head reads use_sigmoid from the loss's config dict, not from the built loss: without the key
+            # it builds C + 1 softmax channels.
+            hint = (" (C + 1: the head built a softmax background channel; write use_sigmoid=True in loss_cls's "
+                    'config)' if pred.shape[1] == self.num_classes + 1 else '')
             raise ValueError(f'pred (logits) has C = {pred.shape[1]} classes, but EqualizedFocalLoss was built with '
-                             f'num_classes={self.num_classes} (its per-class statistics): set num_classes to the '
-                             "head's number of classes")
+                             f'num_classes={self.num_classes} (its per-class statistics){hint}: num_classes must be '
+                             "the head's number of classes")
         avg_factor = check_avg_factor(avg_factor)
         if self.validate:
             scale = avg_factor if isinstance(avg_factor, Tensor) else None
