@@ -69,7 +69,8 @@ GROUPS: Dict[str, Group] = {
                      'tests/test_loss_validation.py')),
     'evaluation': Group(('mmdet_asl/evaluation/*.py', ),
                         ('tests/test_multilabel_metrics.py', 'tests/test_multilabel_datasets.py',
-                         'tests/test_multilabel_test_tool.py', 'tests/test_test_tool_json.py')),
+                         'tests/test_multilabel_test_tool.py', 'tests/test_test_tool_json.py',
+                         'tests/test_mutation_survivors_evaluation.py')),
     'compat': Group(('mmdet_asl/compat.py', ),
                     ('tests/test_checkpoint_safety.py', 'tests/test_box_localization.py',
                      'tests/test_fault_injection.py')),
@@ -370,7 +371,10 @@ def run_mutmut(copy: str, only: Sequence[str], max_children: int, max_minutes: f
     """``nice -n 10 python -m mutmut run`` in ``copy``; interrupted (SIGINT, then SIGKILL) after the limit."""
     cmd = ['nice', '-n', '10', sys.executable, '-m', 'mutmut', 'run', '--max-children', str(max_children),
            *only]
-    env = dict(os.environ, PYTHONDONTWRITEBYTECODE='1')
+    # One OpenMP/MKL thread: mutmut forks each mutant from a process that has run torch, and a forked child
+    # that enters a parallel region of the parent's GNU OpenMP team waits forever at its barrier (a hang
+    # that mutmut would count as a timeout, i.e. as caught). One thread per process also suits shared cores.
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE='1', OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
     env.pop('PYTHONPATH', None)  # the copy's mutants/ folder comes first on sys.path (mutmut puts it there)
     with open(log_path, 'wb') as log:
         proc = subprocess.Popen(cmd, cwd=copy, stdout=log, stderr=subprocess.STDOUT, env=env,
