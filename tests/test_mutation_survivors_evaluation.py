@@ -34,6 +34,7 @@ def test_the_non_finite_message_counts_images_and_lists_five_positions():
 
 def test_targets_of_zeros_and_ignored_slots_are_evaluated_and_all_ignored_names_the_image_count():
     check_targets(torch.tensor([[0., -1., -1.]]))  # one negative is something to evaluate
+    check_targets(torch.tensor([[1., -1., -1.]]))  # and so is one positive
     with pytest.raises(ValueError) as info:
         check_targets(-torch.ones(2, 3))
     assert str(info.value) == 'every target of the 2 images is -1 (ignored): nothing to evaluate'
