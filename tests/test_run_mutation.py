@@ -166,7 +166,8 @@ def test_resuming_with_other_limits_rewrites_them(tmp_path):
 
 def test_mutmut_configuration_is_toml_with_the_lists():
     tomllib = pytest.importorskip('tomllib')
-    text = rm.mutmut_config(['mmdet_asl/compat.py'], ['tests/a.py', 'tests/b.py'], ['configs', 'tools'], 3, 5)
+    text = rm.mutmut_config(['mmdet_asl/compat.py'], ['tests/a.py', 'tests/b.py'], ['configs', 'tools'], 3, 5,
+                            ['tests/a.py::test_source_text'])
     table = tomllib.loads(text)['tool']['mutmut']
     assert table['source_paths'] == ['mmdet_asl']
     assert table['only_mutate'] == ['mmdet_asl/compat.py']
@@ -174,6 +175,18 @@ def test_mutmut_configuration_is_toml_with_the_lists():
     assert table['also_copy'] == ['configs', 'tools']
     assert (table['timeout_multiplier'], table['timeout_constant']) == (3.0, 5.0)
     assert table['use_git_change_detection'] is False
+    assert table['pytest_add_cli_args'] == ['-p', 'no:cacheprovider', '-q', '--deselect',
+                                           'tests/a.py::test_source_text']
+
+
+@pytest.mark.parametrize('name', sorted(rm.GROUPS))
+def test_deselected_tests_belong_to_the_group(name):
+    group = rm.GROUPS[name]
+    for test in group.deselect:
+        path, _, function = test.partition('::')
+        assert path in group.tests, test
+        with open(osp.join(ROOT, path)) as f:
+            assert f'def {function}(' in f.read(), test
 
 
 def test_scripts_outside_the_package_are_not_mutated():

@@ -53,6 +53,9 @@ TOOL = 'mutmut'
 class Group(NamedTuple):
     sources: Tuple[str, ...]  # glob patterns relative to the checkout
     tests: Tuple[str, ...]  # test files that import the group's modules (directly or through a tool)
+    # Tests that read the package's source text, which mutmut's rewritten files (every mutant of a function
+    # next to the original) fail by construction: deselected.
+    deselect: Tuple[str, ...] = ()
 
 
 # Test files per group: those that import the group's modules or their public names (grep of tests/), minus
@@ -73,7 +76,8 @@ GROUPS: Dict[str, Group] = {
                          'tests/test_mutation_survivors_evaluation.py')),
     'compat': Group(('mmdet_asl/compat.py', ),
                     ('tests/test_checkpoint_safety.py', 'tests/test_box_localization.py',
-                     'tests/test_fault_injection.py')),
+                     'tests/test_fault_injection.py'),
+                    ('tests/test_checkpoint_safety.py::test_no_unrestricted_unpickling_in_the_package_and_tools', )),
     'datasets': Group(('mmdet_asl/datasets/*.py', ),
                       ('tests/test_multilabel_datasets.py', 'tests/test_coco_files.py',
                        'tests/test_loss_validation.py')),
@@ -130,17 +134,18 @@ def mutatable(path: str) -> bool:
 
 
 def mutmut_config(sources: Sequence[str], tests: Sequence[str], also_copy: Sequence[str],
-                  timeout_multiplier: float, timeout_constant: float) -> str:
+                  timeout_multiplier: float, timeout_constant: float, deselect: Sequence[str] = ()) -> str:
     """The ``[tool.mutmut]`` table appended to the copy's pyproject.toml."""
     def toml_list(items):
         return '[' + ', '.join(json.dumps(item) for item in items) + ']'
 
+    pytest_args = ['-p', 'no:cacheprovider', '-q'] + [arg for test in deselect for arg in ('--deselect', test)]
     return '\n'.join([
         '', '[tool.mutmut]',
         f'source_paths = {toml_list([PACKAGE])}',
         f'only_mutate = {toml_list(sources)}',
         f'also_copy = {toml_list(also_copy)}',
-        f'pytest_add_cli_args = {toml_list(["-p", "no:cacheprovider", "-q"])}',
+        f'pytest_add_cli_args = {toml_list(pytest_args)}',
         f'pytest_add_cli_args_test_selection = {toml_list(tests)}',
         f'timeout_multiplier = {float(timeout_multiplier)}',
         f'timeout_constant = {float(timeout_constant)}',
@@ -480,7 +485,8 @@ def main(argv=None) -> int:
             copy_checkout(copy, args.working_tree)
             also_copy = sorted(e for e in os.listdir(copy) if e not in (PACKAGE, 'tests', 'pyproject.toml'))
             with open(osp.join(copy, 'pyproject.toml'), 'a') as f:
-                f.write(mutmut_config(mutated, tests, also_copy, args.timeout_multiplier, args.timeout_constant))
+                f.write(mutmut_config(mutated, tests, also_copy, args.timeout_multiplier, args.timeout_constant,
+                                      GROUPS[args.group].deselect))
         print(f'{args.group}: mutating {", ".join(mutated)} in {copy}, tests: {" ".join(tests)}', flush=True)
         rc = run_mutmut(copy, args.only, args.max_children, args.max_minutes, osp.join(args.out, 'mutmut.log'))
         meta_by_file = {}
@@ -508,6 +514,10 @@ def main(argv=None) -> int:
                        date=datetime.date.today().isoformat(), command=command, sources=mutated, tests=tests,
                        only=args.only, timeout_multiplier=args.timeout_multiplier,
                        timeout_constant=args.timeout_constant, wall_s=round(time.time() - start))
+        if summary['total'][NOT_CHECKED] == summary['total']['total'] and rc != 0:
+            print(f'mutmut stopped (exit status {rc}) before testing any mutant; the clean test run in the copy '
+                  f'probably failed: see {osp.join(args.out, "mutmut.log")}', file=sys.stderr)
+            return 2
         with open(osp.join(args.out, 'summary.json'), 'w') as f:
             json.dump(summary, f, indent=1)
         with open(osp.join(args.out, 'summary.md'), 'w') as f:
