@@ -14,12 +14,15 @@ The checkout is never mutated: its committed files (``--working-tree``: also the
 into a temporary folder, and mutmut runs there under ``nice -n 10`` with the group's test files only. mutmut
 imports the code and the tests once, records which tests reach each function, then forks one process per
 mutant that runs only those tests, so a mutant costs its tests' time, not a fresh interpreter with torch.
-Each mutant is stopped after ``(recorded test time + --timeout-constant) * --timeout-multiplier * 2`` CPU
-seconds (mutmut's own formula), the whole run after ``--max-minutes`` (the mutants not reached are counted
-as not checked). ``--only`` passes mutmut name patterns (``<module>.x_<function>*``) to test a subset.
+Each mutant is stopped after ``(recorded test time + --timeout-constant) * --timeout-multiplier`` seconds
+(twice that of CPU time; mutmut's own limits) and counted as a timeout, the whole run after ``--max-minutes``
+(the mutants not reached are counted as not checked). ``--only`` passes mutmut name patterns
+(``<module>.x_<function>*``) to test a subset. ``--keep`` keeps the copy; ``--resume COPY`` continues it, and
+with other ``--timeout-*`` values re-tests only its timeouts.
 
-``--out`` receives ``summary.json``, ``summary.md`` (counts per file, each surviving mutant with file:line
-and the change) and ``mutmut.log``. Not part of the test suite: it runs the group's tests once per mutant.
+``--out`` receives ``summary.json``, ``summary.md`` (counts per file, each mutant not killed and each timeout
+with file:line and the change) and ``mutmut.log``. Not part of the test suite: it runs the group's tests once
+per mutant.
 
 mutmut only mutates code inside functions and methods (module-level constants are left alone), and keys each
 mutant by the module name derived from its path: a script that the tests import as a top-level module from
@@ -344,8 +347,8 @@ def markdown(summary: dict) -> str:
            f"- date: {summary['date']}; tool: {summary['tool']} {summary['tool_version']}",
            f"- command: `{summary['command']}`",
            f"- tests: {', '.join(summary['tests'])}",
-           f"- per-mutant CPU limit: (test time + {summary['timeout_constant']} s) x "
-           f"{summary['timeout_multiplier']} x 2; wall time {summary['wall_s']} s"]
+           f"- per-mutant limit: (test time + {summary['timeout_constant']} s) x {summary['timeout_multiplier']} "
+           f"(CPU time: twice that); wall time of the run {summary['wall_s']} s"]
     if summary.get('only'):
         out.append(f"- subset: {', '.join(summary['only'])}")
     out += ['', '| file | ' + ' | '.join(columns) + ' |', '|' + '---|' * (len(columns) + 1)]
@@ -436,7 +439,7 @@ def parse_args(argv=None):
                         help='mutmut mutant name pattern, e.g. "mmdet_asl.compat.x_load*" (several: any)')
     parser.add_argument('--max-children', type=int, default=2, help='mutants tested at once (default 2)')
     parser.add_argument('--timeout-multiplier', type=float, default=3.0,
-                        help='per-mutant CPU limit: (test time + constant) x this x 2 (default 3)')
+                        help='per-mutant limit: (test time + constant) x this seconds (default 3)')
     parser.add_argument('--timeout-constant', type=float, default=5.0, help='seconds (default 5)')
     parser.add_argument('--max-minutes', type=float, default=60.0, help='limit of the whole run (default 60)')
     parser.add_argument('--working-tree', action='store_true',
