@@ -68,11 +68,12 @@ def test_image_demo_writes_picture_and_boxes(deepforest_image, checkpoint, tmp_p
                                  '--ann-file', ann_file])
     saved = json.load(open(tmp_path / 'OSBS_029.json'))
     assert saved == boxes and len(boxes) > 0
-    assert len(boxes) <= Config.fromfile(CONFIG).model.test_cfg.max_per_img
+    test_cfg = Config.fromfile(CONFIG).model.test_cfg
+    assert len(boxes) <= test_cfg.max_per_img
     for b in boxes:
         x1, y1, x2, y2 = b['bbox']
         assert 0 <= x1 <= x2 <= 400 and 0 <= y1 <= y2 <= 400 and b['class'] == 'Tree' and b['label'] == 0
-        assert b['score'] >= Config.fromfile(CONFIG).model.test_cfg.score_thr
+        assert b['score'] >= test_cfg.score_thr
     picture = cv2.imread(out_file)
     assert picture.shape == (400, 800, 3)  # ground truth | predictions
     raw = cv2.imread(image)
