@@ -79,7 +79,7 @@ GROUPS: Dict[str, Group] = {
                          'tests/test_mutation_survivors_evaluation.py')),
     'compat': Group(('mmdet_asl/compat.py', ),
                     ('tests/test_checkpoint_safety.py', 'tests/test_box_localization.py',
-                     'tests/test_fault_injection.py'),
+                     'tests/test_fault_injection.py', 'tests/test_mutation_survivors_compat.py'),
                     ('tests/test_checkpoint_safety.py::test_no_unrestricted_unpickling_in_the_package_and_tools', )),
     'datasets': Group(('mmdet_asl/datasets/*.py', ),
                       ('tests/test_multilabel_datasets.py', 'tests/test_coco_files.py',
