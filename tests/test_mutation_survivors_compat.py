@@ -482,8 +482,9 @@ def test_replaced_checkpoint_keeps_its_mode(tmp_path):
 
 
 class Owners:
-    """``os.fstat`` reports the temporary file as owned by ``(uid + du, gid + dg)``; ``os.fchown`` is recorded and
-    raises ``PermissionError`` when ``refuse`` (a user may not give a file away)."""
+    """``os.fstat`` reports the temporary file as owned by ``(uid + du, gid + dg)``; ``os.fchown`` is recorded (the
+    name of the file it changes, uid, gid) and raises ``PermissionError`` when ``refuse`` (a user may not give a
+    file away)."""
 
     def __init__(self, monkeypatch, du=0, dg=0, refuse=False):
         self.chown = []
@@ -494,7 +495,7 @@ class Owners:
             return os.stat_result(st[:4] + (st.st_uid + du, st.st_gid + dg) + st[6:10])
 
         def fchown(fd, uid, gid):
-            self.chown.append((uid, gid))
+            self.chown.append((os.path.basename(os.readlink(f'/proc/self/fd/{fd}')), uid, gid))
             if refuse:
                 raise PermissionError(1, 'Operation not permitted')
 
@@ -509,7 +510,8 @@ def test_replaced_checkpoint_gets_the_old_owner(tmp_path, monkeypatch, du, dg):
     old = os.stat(path)
     owners = Owners(monkeypatch, du, dg)
     AtomicLocalBackend().put(b'new', str(path))
-    assert owners.chown == [(old.st_uid, old.st_gid)]
+    assert len(owners.chown) == 1 and owners.chown[0][1:] == (old.st_uid, old.st_gid)
+    assert owners.chown[0][0].startswith('.epoch_1.pth.') and owners.chown[0][0].endswith('.tmp')  # the new file
     assert path.read_bytes() == b'new' and os.stat(path).st_ino != old.st_ino
 
 
@@ -529,7 +531,7 @@ def test_checkpoint_whose_owner_cannot_be_kept_is_written_in_place(tmp_path, mon
     old = os.stat(path)
     owners = Owners(monkeypatch, du=1, refuse=True)
     AtomicLocalBackend().put(b'new data', str(path))
-    assert owners.chown == [(old.st_uid, old.st_gid)]
+    assert [c[1:] for c in owners.chown] == [(old.st_uid, old.st_gid)]
     assert path.read_bytes() == b'new data' and os.stat(path).st_ino == old.st_ino  # the same file, its owner kept
     assert os.listdir(tmp_path) == ['epoch_1.pth']  # the temporary file is removed
     fd = os.open(path, os.O_RDONLY)
