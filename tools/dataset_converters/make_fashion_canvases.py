@@ -25,6 +25,26 @@ A box is the tight extent of the pasted item's non-zero pixels, so boxes are exa
 Re-running with the same arguments is a no-op (unless ``--force``). Positions and item sizes are drawn from the
 seeded generator in canvas pixels, so ``--size`` and ``--scale-range`` change the whole draw: canvases of
 another size are another sample of items, not a rescaled copy.
+
+Two data axes for studying when the asymmetric loss helps:
+
+* ``--num-classes K`` (default 10): canvases hold only items of the first K classes of ``CLASSES`` and the
+  files list only those K categories, so a canvas has K - P negatives for its P positives. With
+  ``--min-items``/``--max-items`` (the positives per canvas) this sets the negatives per positive. Another K
+  is another draw of canvases (the items come from another pool).
+* ``--missing-rate RHO`` (default 0): removes training positives, as missing labels do. With
+  ``--missing-unit label`` (default) each (canvas, class) pair of the train split is removed with
+  probability RHO: all boxes of that class on that canvas leave ``instances_train.json`` (the items stay in
+  the image; only the label is missing). With ``--missing-unit box`` each train box is removed with
+  probability RHO (for detection). The test split is never touched. The removal uses its own generator,
+  seeded from (``--seed``, "missing"), after all canvases are drawn, so the same ``--seed`` gives the same
+  images and test file whatever RHO is, and the removals at a smaller RHO are a subset of those at a larger
+  one (a pair or box is removed when its uniform draw is below RHO). ``annotations/removed_train_labels.json``
+  records the rate, unit, seed and every removed (image id, category id, annotation ids); annotation ids are
+  those of the complete file, so the RHO = 0 file minus the recorded ids is the file written.
+
+A canvas whose every label is removed stays in ``instances_train.json`` without annotations: load it with
+``drop_empty=False`` (``CocoMultiLabel``) to keep it as a sample whose labels are all missing.
 """
 import argparse
 import functools
@@ -46,6 +66,11 @@ FILES = {
     'test': ('t10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz'),
 }
 FORMAT_VERSION = 1
+# Stream tag of the missing-label generator: numpy SeedSequence([seed, MISSING_STREAM]) is independent of the
+# canvas generator (default_rng(seed)), so removing labels never changes which canvases are drawn.
+MISSING_STREAM = int.from_bytes(b'missing', 'big')
+MISSING_UNITS = ('label', 'box')
+REMOVED_FILE = 'removed_train_labels.json'
 
 
 def find_source(src=None):
@@ -141,8 +166,52 @@ def compose(rng, images, labels, size, min_items, max_items, scale_range, tries=
     return canvas, placed
 
 
+def missing_generator(seed):
+    """The generator of the missing-label draws: its own stream, independent of the canvases' one."""
+    return np.random.default_rng(np.random.SeedSequence([seed, MISSING_STREAM]))
+
+
+def remove_labels(coco, rate, unit, seed):
+    """Remove training positives as missing labels; returns (kept annotations, list of removals).
+
+    ``unit='label'``: one uniform draw per (image, category) pair present, in increasing (image id,
+    category id) order; a pair whose draw is below ``rate`` loses all its annotations. ``unit='box'``: one
+    draw per annotation, in annotation order. The number of draws does not depend on ``rate``, so the
+    removals at a smaller rate are a subset of those at a larger one. Each removal is a dict with
+    ``image_id``, ``category_id`` and the removed ``annotation_ids``.
+    """
+    if unit not in MISSING_UNITS:
+        raise ValueError(f'missing-label unit {unit!r} is not one of {MISSING_UNITS}')
+    rng = missing_generator(seed)
+    anns = coco['annotations']
+    removed_ids, removals = set(), []
+    if unit == 'box':
+        for ann, u in zip(anns, rng.random(len(anns))):
+            if u < rate:
+                removed_ids.add(ann['id'])
+                removals.append(dict(image_id=ann['image_id'], category_id=ann['category_id'],
+                                     annotation_ids=[ann['id']]))
+    else:
+        pairs = {}
+        for ann in anns:
+            pairs.setdefault((ann['image_id'], ann['category_id']), []).append(ann['id'])
+        keys = sorted(pairs)
+        for key, u in zip(keys, rng.random(len(keys))):
+            if u < rate:
+                removed_ids.update(pairs[key])
+                removals.append(dict(image_id=key[0], category_id=key[1], annotation_ids=sorted(pairs[key])))
+    return [a for a in anns if a['id'] not in removed_ids], removals
+
+
 def make_split(args, folder, split, seed):
     images, labels = load_split(folder, split)
+    num_classes = getattr(args, 'num_classes', len(CLASSES))
+    source_index = None
+    if num_classes < len(CLASSES):
+        # Items of the first K classes only: draw from their images (the full arrays when K = 10, so the
+        # default output is the one drawn before this option existed).
+        source_index = np.flatnonzero(labels < num_classes)
+        images, labels = images[source_index], labels[source_index]
     rng = np.random.default_rng(seed)
     img_dir = osp.join(args.out, split)
     os.makedirs(img_dir, exist_ok=True)
@@ -152,7 +221,9 @@ def make_split(args, folder, split, seed):
                   source_split=split, seed=seed, size=args.size, items=[args.min_items, args.max_items],
                   scale_range=list(args.scale_range), format_version=FORMAT_VERSION),
         images=[], annotations=[],
-        categories=[dict(id=i + 1, name=name) for i, name in enumerate(CLASSES)])
+        categories=[dict(id=i + 1, name=name) for i, name in enumerate(CLASSES[:num_classes])])
+    if num_classes != len(CLASSES):
+        coco['info']['num_classes'] = num_classes
     ann_id = 1
     for i in range(num):
         canvas, placed = compose(rng, images, labels, args.size, args.min_items, args.max_items,
@@ -161,11 +232,27 @@ def make_split(args, folder, split, seed):
         Image.fromarray(canvas, mode='L').save(osp.join(img_dir, name))
         coco['images'].append(dict(id=i + 1, file_name=name, width=args.size, height=args.size))
         for cls, box, src_idx in placed:
+            if source_index is not None:
+                src_idx = int(source_index[src_idx])
             coco['annotations'].append(
                 dict(id=ann_id, image_id=i + 1, category_id=cls + 1, bbox=box, area=box[2] * box[3],
                      iscrowd=0, source_index=src_idx))
             ann_id += 1
     os.makedirs(osp.join(args.out, 'annotations'), exist_ok=True)
+    rate = getattr(args, 'missing_rate', 0.0)
+    if split == 'train' and rate > 0:
+        unit = getattr(args, 'missing_unit', 'label')
+        total = len(coco['annotations'])
+        coco['annotations'], removals = remove_labels(coco, rate, unit, args.seed)
+        coco['info'].update(missing_rate=rate, missing_unit=unit)
+        record = dict(missing_rate=rate, missing_unit=unit, seed=args.seed,
+                      generator='numpy.random.default_rng(numpy.random.SeedSequence([seed, '
+                                'int.from_bytes(b"missing", "big")]))',
+                      annotations_before=total, annotations_after=len(coco['annotations']), removed=removals)
+        with open(osp.join(args.out, 'annotations', REMOVED_FILE), 'w') as f:
+            json.dump(record, f)
+    elif split == 'train' and osp.isfile(osp.join(args.out, 'annotations', REMOVED_FILE)):
+        os.remove(osp.join(args.out, 'annotations', REMOVED_FILE))  # a record of an earlier rate no longer holds
     with open(osp.join(args.out, 'annotations', f'instances_{split}.json'), 'w') as f:
         json.dump(coco, f)
     return coco
@@ -184,10 +271,22 @@ def parse_args(argv=None):
     p.add_argument('--scale-range', type=float, nargs=2, default=(0.6, 1.1),
                    help='item side = 28 px times a uniform factor in this range')
     p.add_argument('--seed', type=int, default=0, help='train uses seed, test uses seed + 1')
+    p.add_argument('--num-classes', type=int, default=len(CLASSES),
+                   help=f'use only the first K of the {len(CLASSES)} classes (sets the negatives per positive '
+                   'with --min-items/--max-items)')
+    p.add_argument('--missing-rate', type=float, default=0.0,
+                   help='remove this fraction of the train positives, in [0, 1) (test labels stay complete)')
+    p.add_argument('--missing-unit', choices=MISSING_UNITS, default='label',
+                   help='what --missing-rate removes: a (canvas, class) label with all its boxes, or single boxes')
     p.add_argument('--force', action='store_true', help='rebuild even if the output matches')
     args = p.parse_args(argv)
     if not 1 <= args.min_items <= args.max_items:
         p.error('need 1 <= --min-items <= --max-items')
+    if not 0.0 <= args.missing_rate < 1.0:  # NaN fails too
+        p.error(f'--missing-rate must be in [0, 1) (the fraction of train positives removed), got {args.missing_rate}')
+    if not 1 <= args.num_classes <= len(CLASSES):
+        p.error(f'--num-classes must be in [1, {len(CLASSES)}] (Fashion-MNIST has {len(CLASSES)} classes), '
+                f'got {args.num_classes}')
     if args.size < 28:
         p.error('--size must be >= 28')
     return args
@@ -223,9 +322,23 @@ def _up_to_date(args):
                     scale_range=list(args.scale_range), format_version=FORMAT_VERSION)
         if any(info.get(k) != v for k, v in want.items()):
             return False
+        if info.get('num_classes', len(CLASSES)) != args.num_classes:
+            return False
+        if split == 'train' and (info.get('missing_rate', 0.0) != args.missing_rate or
+                                 (args.missing_rate > 0 and info.get('missing_unit') != args.missing_unit)):
+            return False
         if not osp.isdir(osp.join(args.out, split)) or len(os.listdir(osp.join(args.out, split))) < num:
             return False
         if len(coco['images']) != num:
+            return False
+    if args.missing_rate > 0:
+        try:
+            with open(osp.join(args.out, 'annotations', REMOVED_FILE), 'rb') as f:
+                record = json.loads(f.read())
+        except (OSError, ValueError):  # absent or unreadable: rebuild, so the record matches the file
+            return False
+        if not isinstance(record, dict) or record.get('missing_rate') != args.missing_rate or \
+                record.get('missing_unit') != args.missing_unit or record.get('seed') != args.seed:
             return False
     return True
 
@@ -244,9 +357,11 @@ def main(argv=None):
         return 2
     for split, seed in (('train', args.seed), ('test', args.seed + 1)):
         coco = make_split(args, folder, split, seed)
-        counts = np.bincount([a['category_id'] - 1 for a in coco['annotations']], minlength=len(CLASSES))
+        counts = np.bincount([a['category_id'] - 1 for a in coco['annotations']], minlength=args.num_classes)
+        removed = (f' ({coco["info"]["missing_rate"]} of the train {args.missing_unit}s removed as missing, '
+                   f'listed in annotations/{REMOVED_FILE})' if 'missing_rate' in coco['info'] else '')
         print(f'[make_fashion_canvases] {split}: {len(coco["images"])} canvases, '
-              f'{len(coco["annotations"])} items, per class {counts.tolist()} -> {args.out}')
+              f'{len(coco["annotations"])} items{removed}, per class {counts.tolist()} -> {args.out}')
     return 0
 
 
