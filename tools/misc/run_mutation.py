@@ -83,7 +83,7 @@ GROUPS: Dict[str, Group] = {
                     ('tests/test_checkpoint_safety.py::test_no_unrestricted_unpickling_in_the_package_and_tools', )),
     'datasets': Group(('mmdet_asl/datasets/*.py', ),
                       ('tests/test_multilabel_datasets.py', 'tests/test_coco_files.py',
-                       'tests/test_loss_validation.py')),
+                       'tests/test_loss_validation.py', 'tests/test_mutation_survivors_datasets.py')),
     'preflight': Group(('mmdet_asl/utils/preflight.py', ),
                        ('tests/test_preflight.py', 'tests/test_coco_files.py',
                         'tests/test_mutation_survivors_preflight.py')),
