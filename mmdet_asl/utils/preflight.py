@@ -33,6 +33,7 @@ MADE_BY = {
     'fashion_canvas_128': 'python tools/dataset_converters/make_fashion_canvases.py --size 128 --scale-range 1.2 2.2 '
                           '--out data/fashion_canvas_128',
     'fashion_canvas_longtail': 'python tools/dataset_converters/make_longtail_canvases.py',
+    'fashion_canvas_longtail_det': 'python tools/dataset_converters/make_longtail_canvases.py --task detection',
     'deepforest': 'python tools/dataset_converters/prepare_deepforest.py (fetches the deepforest wheel once)',
 }
 DATA_HOWTO = ('the dataset files, in the layout the dataset class documents (its FileNotFoundError shows it); '
