@@ -21,13 +21,18 @@ PER_SPLIT = 60  # source images per split: 6 of each class
 
 @pytest.fixture(scope='module')
 def source(tmp_path_factory):
-    """Four IDX files in Fashion-MNIST's layout: balanced labels, noise images (every pixel non-zero)."""
+    """Four IDX files in Fashion-MNIST's layout: balanced labels, each image a noise rectangle of 8-16 px
+    on black (small enough for several items to fit on a canvas)."""
     folder = tmp_path_factory.mktemp('fashion_src')
     rng = np.random.default_rng(123)
     labels = {}
     for split in ('train', 'test'):
         img_file, lbl_file = mfc.FILES[split]
-        images = rng.integers(1, 256, size=(PER_SPLIT, 28, 28)).astype(np.uint8)
+        images = np.zeros((PER_SPLIT, 28, 28), dtype=np.uint8)
+        for img in images:
+            h, w = rng.integers(8, 17, size=2)
+            y, x = rng.integers(0, 28 - h + 1), rng.integers(0, 28 - w + 1)
+            img[y:y + h, x:x + w] = rng.integers(1, 256, size=(h, w))
         lbl = rng.permutation(np.arange(PER_SPLIT) % 10).astype(np.uint8)
         with gzip.open(folder / img_file, 'wb') as f:
             f.write(struct.pack('>IIII', 0x0803, PER_SPLIT, 28, 28) + images.tobytes())
@@ -41,7 +46,7 @@ def source(tmp_path_factory):
 
 def build(source, out, *extra, num_train=30, num_test=10):
     args = ['--src', source[0], '--out', str(out), '--num-train', str(num_train), '--num-test', str(num_test),
-            '--size', '40'] + [str(e) for e in extra]
+            ] + [str(e) for e in extra]
     assert mfc.main(args) == 0
     return out
 
@@ -61,8 +66,10 @@ def same_tree(a, b):
 
 @pytest.mark.parametrize('unit', ['label', 'box'])
 def test_same_canvases_whatever_the_rate_and_records_match_the_diff(tmp_path, source, unit):
-    full = build(source, tmp_path / 'r0')
-    part = build(source, tmp_path / 'r3', '--missing-rate', 0.3, '--missing-unit', unit)
+    # 3-4 items of 3 classes: most canvases hold a class twice, so a label and a box differ
+    common = ('--num-classes', 3, '--min-items', 3, '--max-items', 4)
+    full = build(source, tmp_path / 'r0', *common)
+    part = build(source, tmp_path / 'r3', *common, '--missing-rate', 0.3, '--missing-unit', unit)
     # same images and the same test file, byte for byte
     assert same_tree(full / 'train', part / 'train') and same_tree(full / 'test', part / 'test')
     assert (full / 'annotations' / 'instances_test.json').read_bytes() == \
@@ -79,6 +86,7 @@ def test_same_canvases_whatever_the_rate_and_records_match_the_diff(tmp_path, so
     assert kept['annotations'] == [a for a in complete['annotations'] if a['id'] not in set(removed)]
     assert record['annotations_before'] - record['annotations_after'] == len(removed)
     by_id = {a['id']: a for a in complete['annotations']}
+    assert sum(len(r['annotation_ids']) > 1 for r in record['removed']) >= (3 if unit == 'label' else 0)
     for r in record['removed']:
         for i in r['annotation_ids']:
             assert (by_id[i]['image_id'], by_id[i]['category_id']) == (r['image_id'], r['category_id'])
@@ -106,8 +114,8 @@ def test_removals_follow_the_documented_generator(tmp_path, source):
 @pytest.mark.parametrize('unit', ['label', 'box'])
 def test_removal_rate_within_binomial_tolerance(tmp_path, source, unit):
     rho = 0.3
-    full = build(source, tmp_path / 'r0', '--size', 64, num_train=500, num_test=1)
-    part = build(source, tmp_path / 'r', '--size', 64, '--missing-rate', rho, '--missing-unit', unit,
+    full = build(source, tmp_path / 'r0', num_train=500, num_test=1)
+    part = build(source, tmp_path / 'r', '--missing-rate', rho, '--missing-unit', unit,
                  num_train=500, num_test=1)
     anns = load(full, 'instances_train.json')['annotations']
     n = len(anns) if unit == 'box' else len({(a['image_id'], a['category_id']) for a in anns})
@@ -159,6 +167,10 @@ def test_changing_the_rate_rebuilds_and_rate_zero_drops_the_record(tmp_path, sou
     build(source, out)
     assert not (out / 'annotations' / mfc.REMOVED_FILE).exists()
     assert 'missing_rate' not in load(out, 'instances_train.json')['info']
+    capsys.readouterr()
+    build(source, out, '--num-classes', 4)
+    assert 'is up to date' not in capsys.readouterr().out
+    assert len(load(out, 'instances_test.json')['categories']) == 4
 
 
 @pytest.mark.parametrize('value', ['-0.1', '1', '1.5', 'nan'])
