@@ -41,7 +41,8 @@ Two data axes for studying when the asymmetric loss helps:
   images and test file whatever RHO is, and the removals at a smaller RHO are a subset of those at a larger
   one (a pair or box is removed when its uniform draw is below RHO). ``annotations/removed_train_labels.json``
   records the rate, unit, seed and every removed (image id, category id, annotation ids); annotation ids are
-  those of the complete file, so the RHO = 0 file minus the recorded ids is the file written.
+  those of the complete file, so the RHO = 0 file minus the recorded ids is the file written. RHO = 0
+  writes no record and the same files as before these options existed.
 
 A canvas whose every label is removed stays in ``instances_train.json`` without annotations: load it with
 ``drop_empty=False`` (``CocoMultiLabel``) to keep it as a sample whose labels are all missing.
