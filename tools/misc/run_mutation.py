@@ -91,7 +91,7 @@ GROUPS: Dict[str, Group] = {
                          'mmdet_asl/models/backbones/efficientnet_lite_convert.py'),
                         ('tests/test_asl_official_converter.py', 'tests/test_converter_inputs.py',
                          'tests/test_efficientnet_lite.py', 'tests/test_longtail_canvases.py',
-                         'tests/test_multilabel_datasets.py')),
+                         'tests/test_multilabel_datasets.py', 'tests/test_mutation_survivors_converters.py')),
 }
 
 # Test files that import a group's modules but are left out of its list, and why.
