@@ -8,8 +8,12 @@ import timm
 import torch
 from torch import nn
 
-from mmdet_asl.models.backbones.efficientnet_lite_convert import (block_name_map, convert_efficientnet_pytorch,
-                                                                  is_efficientnet_pytorch_layout, load_source)
+from mmdet_asl.models.backbones.efficientnet_lite_convert import (
+    block_name_map,
+    convert_efficientnet_pytorch,
+    is_efficientnet_pytorch_layout,
+    load_source,
+)
 
 # timm name -> EfficientNet-PyTorch name, per block kind (the inverse of the converter's tables).
 SEPARABLE = {'conv_dw': '_depthwise_conv', 'bn1': '_bn1', 'conv_pw': '_project_conv', 'bn2': '_bn2'}
@@ -76,7 +80,8 @@ def test_left_over_source_tensors_alone_are_refused_and_listed_by_five(model):
         source[name] = torch.zeros(1)
     with pytest.raises(KeyError) as error:
         convert_efficientnet_pytorch(source, model)
-    assert str(error.value).strip('"\'') == f'unmapped source tensors {sorted(extra)[:5]} (6), unfilled timm tensors [] (0)'
+    expected = f'unmapped source tensors {sorted(extra)[:5]} (6), unfilled timm tensors [] (0)'
+    assert str(error.value).strip('"\'') == expected
 
 
 def test_unfilled_timm_tensors_alone_are_refused_and_listed_by_five(model):
