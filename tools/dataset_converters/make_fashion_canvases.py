@@ -209,8 +209,8 @@ def make_split(args, folder, split, seed):
     num_classes = getattr(args, 'num_classes', len(CLASSES))
     source_index = None
     if num_classes < len(CLASSES):
-        # Items of the first K classes only: draw from their images (the full arrays when K = 10, so the
-        # default output is the one drawn before this option existed).
+        # Items of the first K classes only: draw from their images. K = 10 draws from the full arrays, so that
+        # a seed gives the same canvases with or without the option.
         source_index = np.flatnonzero(labels < num_classes)
         images, labels = images[source_index], labels[source_index]
     rng = np.random.default_rng(seed)
