@@ -66,3 +66,162 @@ def test_whole_image_hole_and_argument_bounds(monkeypatch):
         CutoutRandomFill(prob=1.5)
     assert str(info.value) == 'prob must be in [0, 1], got 1.5'
     assert repr(CutoutRandomFill(0.25, prob=0.5)) == 'CutoutRandomFill(cutout_factor=0.25, prob=0.5)'
+
+
+# ------------------------------------------------------------ checks.py and multilabel.py
+import json  # noqa: E402
+
+from mmdet_asl.datasets import CocoMultiLabel, VOC2007MultiLabel  # noqa: E402
+from mmdet_asl.datasets import multilabel as multilabel_module  # noqa: E402
+from mmdet_asl.datasets.checks import DatasetFileError, NamedSampleErrors, check_files, read_json  # noqa: E402
+
+COCO_LAYOUT_HEAD = 'data/coco/\n    annotations/instances_train2014.json\n'
+VOC_LAYOUT_HEAD = 'data/VOC2007/ '
+
+
+def test_check_files_names_every_missing_path_comma_separated(tmp_path):
+    there = tmp_path / 'there'
+    there.mkdir()
+    a, b = str(tmp_path / 'a'), str(tmp_path / 'b')
+    with pytest.raises(FileNotFoundError) as info:
+        check_files('DS', [a, str(there), b], 'LAYOUT')
+    assert str(info.value) == (f"DS: missing '{a}', '{b}'. Expected layout (paths relative to the "
+                               "config's data_root):\nLAYOUT")
+
+
+def test_read_json_non_utf8_bytes_and_non_object(tmp_path):
+    path = tmp_path / 'x.json'
+    path.write_bytes(b'{"a": "\xff"}')  # not UTF-8: a file error, not a bare UnicodeDecodeError
+    with pytest.raises(DatasetFileError, match='is not valid JSON'):
+        read_json('DS', str(path), 'an object')
+    path.write_text('[1, 2]')
+    with pytest.raises(DatasetFileError) as info:
+        read_json('DS', str(path), 'an object')
+    assert str(info.value) == f'DS: {path} holds a JSON list; expected an object'
+
+
+class _Loader:
+    def __init__(self, paths):
+        self.paths = paths
+
+    def prepare_data(self, idx):
+        raise KeyError('boom')
+
+    def get_data_info(self, idx):
+        return dict(img_path=self.paths[idx])
+
+
+class BrokenImages(NamedSampleErrors, _Loader):
+    pass
+
+
+def test_named_sample_errors_messages(tmp_path):
+    empty, bad = tmp_path / 'empty.jpg', tmp_path / 'bad.jpg'
+    empty.write_bytes(b'')
+    bad.write_bytes(b'xx')
+    ds = BrokenImages([str(empty), str(bad)])
+    with pytest.raises(DatasetFileError) as info:
+        ds.prepare_data(0)
+    assert str(info.value) == (f'BrokenImages: image {empty} (sample 0) is empty (0 bytes); expected an image '
+                               'file: copy it again or remove it from the annotations')
+    with pytest.raises(DatasetFileError) as info:
+        ds.prepare_data(1)
+    assert str(info.value) == f"BrokenImages: cannot load sample 1 (image {bad}): KeyError: 'boom'"
+
+
+def _coco_files(root, annotations, n_images=3, categories=((4, 'x'), (2, 'y'))):
+    (root / 'imgs').mkdir(parents=True, exist_ok=True)
+    data = dict(images=[dict(id=i, file_name=f'{i}.jpg') for i in range(1, n_images + 1)],
+                categories=[dict(id=c, name=n) for c, n in categories],
+                annotations=[dict(id=k, image_id=i, category_id=c) for k, (i, c) in enumerate(annotations)])
+    (root / 'ann.json').write_text(json.dumps(data))
+    return str(root / 'ann.json')
+
+
+def test_coco_defaults_are_relative_to_the_working_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _coco_files(tmp_path, [(1, 2)])
+    ds = CocoMultiLabel(ann_file='ann.json')  # data_root '', data_prefix '': images beside the file
+    assert len(ds) == 1
+    info = ds.get_data_info(0)
+    assert (info['img_path'], info['gt_label'], info['img_id']) == ('1.jpg', [0], 1)
+    # a data_prefix dict without img_path: file names as written, no folder checked
+    ds = CocoMultiLabel(ann_file='ann.json', data_root=str(tmp_path), data_prefix=dict())
+    assert ds.get_data_info(0)['img_path'] == '1.jpg'
+
+
+def test_coco_labels_image_ids_and_dropped_count(tmp_path, monkeypatch):
+    messages = []
+
+    class Logger:
+        def info(self, msg):
+            messages.append(msg)
+
+    monkeypatch.setattr(multilabel_module.MMLogger, 'get_current_instance', lambda: Logger())
+    ann = _coco_files(tmp_path, [(2, 4), (2, 2), (4, 2)], n_images=5)
+    ds = CocoMultiLabel(ann_file=ann, data_prefix=str(tmp_path / 'imgs'), test_mode=True)
+    assert ds.test_mode is True  # other keyword arguments reach MMEngine's BaseDataset
+    assert ds.metainfo['classes'] == ('y', 'x')  # category ids 2 then 4
+    got = [(d['img_id'], d['gt_label']) for d in (ds.get_data_info(i) for i in range(len(ds)))]
+    assert got == [(2, [0, 1]), (4, [0])]
+    assert messages == [f'CocoMultiLabel: dropped 3 images without annotations from {ann} (drop_empty=True), '
+                        'kept 2']
+    ann = _coco_files(tmp_path, [], n_images=2)
+    with pytest.raises(DatasetFileError) as info:
+        CocoMultiLabel(ann_file=ann, data_prefix=str(tmp_path / 'imgs'))
+    assert str(info.value) == (f'CocoMultiLabel: no samples: {ann} has 2 images, 2 of them without '
+                               'annotations (dropped with drop_empty=True)')
+
+
+def test_coco_given_classes_kept_or_count_refused(tmp_path):
+    ann = _coco_files(tmp_path, [(1, 4)])
+    imgs = str(tmp_path / 'imgs')
+    ds = CocoMultiLabel(ann_file=ann, data_prefix=imgs, metainfo=dict(classes=('p', 'q')))
+    assert ds.metainfo['classes'] == ('p', 'q')
+    with pytest.raises(ValueError) as info:
+        CocoMultiLabel(ann_file=ann, data_prefix=imgs, metainfo=dict(classes=('p', 'q', 'r')))
+    assert str(info.value) == f'CocoMultiLabel: 3 classes given, but {ann} has 2 categories'
+
+
+def test_coco_missing_files_and_bad_content_name_the_dataset(tmp_path):
+    ann = _coco_files(tmp_path, [(1, 4)])
+    missing = str(tmp_path / 'nowhere')
+    with pytest.raises(FileNotFoundError) as info:
+        CocoMultiLabel(ann_file=ann, data_prefix=missing)
+    message = str(info.value)
+    assert message.startswith(f"CocoMultiLabel: missing '{missing}'. Expected layout") and COCO_LAYOUT_HEAD in message
+    imgs = str(tmp_path / 'imgs')
+    (tmp_path / 'ann.json').write_text('')
+    with pytest.raises(DatasetFileError) as info:
+        CocoMultiLabel(ann_file=ann, data_prefix=imgs)
+    assert str(info.value).startswith(f'CocoMultiLabel: {ann} is empty; expected a COCO instances JSON')
+    ann = _coco_files(tmp_path, [(1, 99)])
+    with pytest.raises(DatasetFileError) as info:
+        CocoMultiLabel(ann_file=ann, data_prefix=imgs)
+    assert str(info.value).startswith(f'CocoMultiLabel: {ann} ') and 'category_id 99' in str(info.value)
+
+
+def _voc_root(tmp_path, ids, ann=True):
+    root = tmp_path / 'voc'
+    for sub in ('JPEGImages', 'ImageSets/Main') + (('Annotations',) if ann else ()):
+        (root / sub).mkdir(parents=True)
+    (root / 'ImageSets' / 'Main' / 'test.txt').write_text(''.join(f'{i}\n' for i in ids))
+    return root
+
+
+def test_voc_missing_folder_empty_list_and_no_annotation_folder(tmp_path):
+    root = _voc_root(tmp_path, ['000001'], ann=False)
+    with pytest.raises(FileNotFoundError) as info:
+        VOC2007MultiLabel(data_root=str(root), split='test')
+    message = str(info.value)
+    assert message.startswith(f"VOC2007MultiLabel: missing '{root / 'Annotations'}'. Expected layout")
+    assert VOC_LAYOUT_HEAD in message
+    # test_mode without an annotation folder: the images only, nothing else checked
+    ds = VOC2007MultiLabel(data_root=str(root), split='test', test_mode=True,
+                           data_prefix=dict(img_path='JPEGImages'))
+    assert [ds.get_data_info(i)['img_path'] for i in range(len(ds))] == [str(root / 'JPEGImages' / '000001.jpg')]
+    listing = root / 'ImageSets' / 'Main' / 'test.txt'
+    listing.write_text(' \n')
+    with pytest.raises(DatasetFileError) as info:
+        VOC2007MultiLabel(data_root=str(root), split='test', test_mode=True, data_prefix=dict(img_path='JPEGImages'))
+    assert str(info.value) == f'VOC2007MultiLabel: {listing} is empty; expected one image id (e.g. 000005) per line'
