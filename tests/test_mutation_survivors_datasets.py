@@ -225,3 +225,108 @@ def test_voc_missing_folder_empty_list_and_no_annotation_folder(tmp_path):
     with pytest.raises(DatasetFileError) as info:
         VOC2007MultiLabel(data_root=str(root), split='test', test_mode=True, data_prefix=dict(img_path='JPEGImages'))
     assert str(info.value) == f'VOC2007MultiLabel: {listing} is empty; expected one image id (e.g. 000005) per line'
+
+
+# ------------------------------------------------------------ open_images.py
+from mmdet_asl.datasets import OpenImagesPartialLabel  # noqa: E402
+from mmdet_asl.datasets import open_images as open_images_module  # noqa: E402
+
+HEADER = 'ImageID,Source,LabelName,Confidence\n'
+
+
+def _oi(tmp_path, classes, rows, header=HEADER, **kw):
+    """An Open Images layout; ``rows`` are (ImageID, LabelName, Confidence) triples."""
+    (tmp_path / 'annotations').mkdir(exist_ok=True)
+    (tmp_path / 'train').mkdir(exist_ok=True)
+    (tmp_path / 'annotations' / 'classes.txt').write_text(classes)
+    body = header + ''.join(f'{i},verification,{m},{c}\n' for i, m, c in rows)
+    (tmp_path / 'annotations' / 'train.csv').write_bytes(body.encode() if isinstance(body, str) else body)
+    return lambda: OpenImagesPartialLabel(data_root=str(tmp_path), ann_file='annotations/train.csv', **kw)
+
+
+def _message(build, exc=DatasetFileError):
+    with pytest.raises(exc) as info:
+        build()
+    return str(info.value)
+
+
+def test_open_images_argument_messages_and_bounds(tmp_path):
+    assert _message(lambda: OpenImagesPartialLabel(data_root=str(tmp_path), ann_file='a.csv', untagged='drop'),
+                    ValueError) == "OpenImagesPartialLabel: untagged must be 'negative' or 'ignore', got 'drop'"
+    for weight in (0, 1):  # both ends of [0, 1] allowed
+        ds = _oi(tmp_path, '/m/a\n', [('img1', '/m/a', 1)], untagged_weight=weight)()
+        assert ds.untagged_weight == float(weight)
+
+
+def test_open_images_values_names_and_dtypes(tmp_path):
+    build = _oi(tmp_path, 'LabelName,DisplayName\n/m/a,Apple,extra\n/m/b,Bee\n/m/c\n',
+                [('img1', '/m/a', 1), ('img1', '/m/b', 0.5), ('img1', '/m/c', 0.75)], untagged_weight=0.25)
+    ds = build()
+    assert ds.metainfo['classes'] == ('Apple', 'Bee', '/m/c')  # display name when given, else the MID
+    info = ds.get_data_info(0)
+    # 0.5 is not above 0.5: verified absent (target 0, weight 1); 0.75 is present
+    assert info['gt_score'].tolist() == [1.0, 0.0, 1.0] and info['gt_score'].dtype == np.float32
+    assert info['gt_label_weight'].tolist() == [1.0, 1.0, 1.0] and info['gt_label_weight'].dtype == np.float32
+    ds = OpenImagesPartialLabel(data_root=str(tmp_path), ann_file='annotations/train.csv',
+                                metainfo=dict(classes=('p', 'q', 'r')))
+    assert ds.metainfo['classes'] == ('p', 'q', 'r')
+
+
+def test_open_images_bom_and_non_utf8_csv(tmp_path):
+    build = _oi(tmp_path, '/m/a\n', [('img1', '/m/a', 1)])
+    path = tmp_path / 'annotations' / 'train.csv'
+    path.write_bytes(b'\xef\xbb\xbf' + path.read_bytes())  # a BOM before the header is not part of ImageID
+    assert build().get_data_info(0)['gt_label'] == [0]
+    path.write_bytes(HEADER.encode() + b'img\xff,verification,/m/a,1\n')
+    assert _message(build) == (f'OpenImagesPartialLabel: {path} near line 1 is not UTF-8 (invalid start byte); '
+                               'expected a UTF-8 CSV file')
+
+
+def test_open_images_file_messages(tmp_path):
+    path = tmp_path / 'annotations' / 'train.csv'
+    classes = tmp_path / 'annotations' / 'classes.txt'
+    build = _oi(tmp_path, '/m/a\n', [('img1', '/m/a', 1)], header='ImageID,Source,LabelName\n')
+    assert _message(build) == (f"OpenImagesPartialLabel: {path} lacks the column(s) ['Confidence']; expected "
+                               'ImageID,Source,LabelName,Confidence')
+    build = _oi(tmp_path, '/m/a\n', [('img1', '/m/a', 2)])
+    assert _message(build) == (f"OpenImagesPartialLabel: {path} line 2 (ImageID img1, LabelName /m/a) has "
+                               "Confidence '2'; expected a number in [0, 1] (1 = verified present, 0 = verified "
+                               'absent)')
+    build = _oi(tmp_path, '/m/a\n/m/b\n/m/c\n/m/d\n', [('img1', f'/m/{x}', 1) for x in 'wxyz'])
+    assert _message(build) == (f"OpenImagesPartialLabel: none of the 4 label MIDs of {path} (e.g. ['/m/w', "
+                               f"'/m/x', '/m/y']) is among the 4 classes of {classes} (e.g. ['/m/a', '/m/b', "
+                               "'/m/c']); expected the classes file of the same Open Images version")
+    build = _oi(tmp_path, '/m/a\n', [])
+    assert _message(build) == (f'OpenImagesPartialLabel: {path} has no annotation row; expected a header and '
+                               'rows ImageID,Source,LabelName,Confidence')
+    build = _oi(tmp_path, '\n', [('img1', '/m/a', 1)])
+    assert _message(build) == (f"OpenImagesPartialLabel: {classes} is empty; expected one label MID (or a "
+                               "'LabelName,DisplayName' CSV row) per line")
+    build = _oi(tmp_path, 'LabelName,DisplayName\n', [('img1', '/m/a', 1)])
+    assert _message(build) == (f'OpenImagesPartialLabel: {classes} has a header but no class; expected one '
+                               'label MID per line')
+    build = _oi(tmp_path, '/m/a\n/m/a,Again\n', [('img1', '/m/a', 1)])
+    assert _message(build) == (f"OpenImagesPartialLabel: {classes} lines 1 and 2 both give the label MID "
+                               "'/m/a'; expected each label MID once")
+    message = _message(lambda: OpenImagesPartialLabel(data_root=str(tmp_path), ann_file='annotations/train.csv',
+                                                      data_prefix='nowhere'), FileNotFoundError)
+    assert message.startswith(f"OpenImagesPartialLabel: missing '{tmp_path / 'nowhere'}'. Expected layout")
+    assert 'data/openimages/\n    annotations/classes.txt' in message
+
+
+def test_open_images_conflict_warning_names_the_first_pair(tmp_path, monkeypatch):
+    warnings = []
+
+    class Logger:
+        def warning(self, msg):
+            warnings.append(msg)
+
+    monkeypatch.setattr(open_images_module.MMLogger, 'get_current_instance', lambda: Logger())
+    build = _oi(tmp_path, '/m/a\n/m/b\n', [('img1', '/m/a', 1), ('img1', '/m/a', 0), ('img2', '/m/b', 0),
+                                           ('img2', '/m/b', 1)])
+    ds = build()
+    path = tmp_path / 'annotations' / 'train.csv'
+    assert ds.label_conflicts == [('img1', '/m/a', 2, 3), ('img2', '/m/b', 4, 5)]
+    assert warnings == [f'OpenImagesPartialLabel: 2 (image, class) pair(s) of {path} are marked both verified '
+                        'present and verified absent, e.g. ImageID img1 LabelName /m/a on lines 2 and 3; present '
+                        'wins (target 1, weight 1)']
