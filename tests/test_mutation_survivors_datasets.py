@@ -330,3 +330,138 @@ def test_open_images_conflict_warning_names_the_first_pair(tmp_path, monkeypatch
     assert warnings == [f'OpenImagesPartialLabel: 2 (image, class) pair(s) of {path} are marked both verified '
                         'present and verified absent, e.g. ImageID img1 LabelName /m/a on lines 2 and 3; present '
                         'wins (target 1, weight 1)']
+
+
+# ------------------------------------------------------------ nus_wide.py
+from mmdet_asl.datasets import NUSWIDEMultiLabel  # noqa: E402
+
+NUS = 'NUSWIDEMultiLabel'
+
+
+def _nus(root, paths, columns, concepts=('sky', 'dog'), official=None):
+    """A NUS-WIDE layout: ``columns[c]`` is the 0/1 label text of concept ``c`` (one line per image).
+
+    ``official`` maps 'Train'/'Test' to (paths, columns) for the official split files instead.
+    """
+    (root / 'ImageList').mkdir(parents=True, exist_ok=True)
+    (root / 'Flickr').mkdir(exist_ok=True)
+    (root / 'Concepts81.txt').write_text(''.join(c + '\n' for c in concepts))
+    (root / 'ImageList' / 'Imagelist.txt').write_text(''.join(p + '\n' for p in paths))
+    (root / 'Groundtruth' / 'AllLabels').mkdir(parents=True, exist_ok=True)
+    for concept, text in columns.items():
+        (root / 'Groundtruth' / 'AllLabels' / f'Labels_{concept}.txt').write_text(text)
+    for tag, (tag_paths, tag_columns) in (official or {}).items():
+        (root / 'ImageList' / f'{tag}Imagelist.txt').write_text(''.join(p + '\n' for p in tag_paths))
+        (root / 'Groundtruth' / 'TrainTestLabels').mkdir(parents=True, exist_ok=True)
+        for concept, text in tag_columns.items():
+            (root / 'Groundtruth' / 'TrainTestLabels' / f'Labels_{concept}_{tag}.txt').write_text(text)
+    return lambda **kw: NUSWIDEMultiLabel(data_root=str(root), **kw)
+
+
+def _samples(ds):
+    return [(ds.get_data_info(i)['img_path'], ds.get_data_info(i)['gt_label']) for i in range(len(ds))]
+
+
+def test_nus_argument_messages_and_bounds(tmp_path):
+    assert _message(lambda: NUSWIDEMultiLabel(data_root=str(tmp_path), split='val'), ValueError) == (
+        f"{NUS}: split must be 'train' or 'test', got 'val'")
+    for ratio in (0, 1, 1.5):  # (0, 1) is open at both ends
+        assert _message(lambda: NUSWIDEMultiLabel(data_root=str(tmp_path), train_ratio=ratio), ValueError) == (
+            f'{NUS}: train_ratio must be in (0, 1), got {ratio}')
+
+
+def test_nus_labels_paths_kwargs_and_no_annotation_file(tmp_path):
+    # image 2 has no positive concept: dropped by default, kept with drop_unlabeled=False
+    build = _nus(tmp_path, ['a\\x.jpg', 'b/y.jpg', 'c.jpg'], {'sky': '1\n0\n0\n', 'dog': '1\n1\n0\n'})
+    flickr = tmp_path / 'Flickr'
+    ds = build(split='test', train_ratio=0.01)  # round(0.01 * 2) = 0 train images: both are test images
+    assert _samples(ds) == [(str(flickr / 'a/x.jpg'), [0, 1]), (str(flickr / 'b/y.jpg'), [1])]
+    assert ds.metainfo['classes'] == ('sky', 'dog')
+    assert ds.ann_file == ''  # no single annotation file is read
+    ds = build(split='test', train_ratio=0.01, drop_unlabeled=False, metainfo=dict(classes=('S', 'D')),
+               test_mode=True)
+    assert [p for p, _ in _samples(ds)] == [str(flickr / x) for x in ('a/x.jpg', 'b/y.jpg', 'c.jpg')]
+    assert _samples(ds)[2][1] == []
+    assert ds.metainfo['classes'] == ('S', 'D') and ds.test_mode is True
+
+
+def test_nus_random_split_rule_and_default_seed(tmp_path):
+    n = 6
+    build = _nus(tmp_path, [f'{i}.jpg' for i in range(n)], {'sky': '1\n' * n, 'dog': '0\n' * n})
+    names = {}
+    for seed in (None, 0, 1):
+        kw = {} if seed is None else dict(split_seed=seed)
+        train = [p.rsplit('/', 1)[1] for p, _ in _samples(build(split='train', train_ratio=0.5, **kw))]
+        test = [p.rsplit('/', 1)[1] for p, _ in _samples(build(split='test', train_ratio=0.5, **kw))]
+        # the first round(0.5 * 6) = 3 of the seeded permutation are train, kept in image-list order
+        order = np.random.default_rng(0 if seed is None else seed).permutation(n)
+        assert train == [f'{i}.jpg' for i in sorted(order[:3])]
+        assert test == [f'{i}.jpg' for i in sorted(order[3:])]
+        names[seed] = train
+    assert names[None] == names[0] != names[1]  # default seed is 0; seeds 0 and 1 give other splits here
+
+
+def test_nus_official_split_files(tmp_path):
+    build = _nus(tmp_path, ['unused.jpg'], {}, official={
+        'Train': (['t1.jpg', 't2.jpg'], {'sky': '1\n0\n', 'dog': '0\n1\n'}),
+        'Test': (['v1.jpg'], {'sky': '1\n', 'dog': '1\n'})})
+    flickr = tmp_path / 'Flickr'
+    assert _samples(build(split_mode='official')) == [(str(flickr / 't1.jpg'), [0]), (str(flickr / 't2.jpg'), [1])]
+    assert _samples(build(split_mode='official', split='test')) == [(str(flickr / 'v1.jpg'), [0, 1])]
+
+
+def test_nus_label_matrix_file(tmp_path):
+    build = _nus(tmp_path, ['a.jpg'], {})
+    flickr = str(tmp_path / 'Flickr' / 'a.jpg')
+    (tmp_path / 'one.txt').write_text('0 1\n')  # one image: still one row of two columns
+    assert _samples(build(label_file='one.txt', split='test', train_ratio=0.01)) == [(flickr, [1])]
+    np.save(tmp_path / 'm.npy', np.array([[1, 1]]))
+    assert _samples(build(label_file='m.npy', split='test', train_ratio=0.01)) == [(flickr, [0, 1])]
+    path = tmp_path / 'half.txt'
+    path.write_text('yes 1\n')  # not a number
+    message = _message(lambda: build(label_file='half.txt'))
+    assert message.startswith(f'{NUS}: cannot read the label matrix {path}: ')
+    assert message.endswith('; expected rows of 0/1, one row per image and one column per concept')
+    path = tmp_path / 'two.txt'
+    path.write_text('2 1\n')
+    assert _message(lambda: build(label_file='two.txt')) == (
+        f'{NUS}: {path} must be a 2-D matrix of 0/1, got shape (1, 2)')
+    path = tmp_path / 'wide.txt'
+    path.write_text('0 1 1\n')
+    assert _message(lambda: build(label_file='wide.txt')) == (
+        f"{NUS}: the label matrix {path} is (1, 3), expected (1 images in {tmp_path / 'ImageList/Imagelist.txt'}, "
+        f"2 concepts in {tmp_path / 'Concepts81.txt'})")
+    message = _message(lambda: build(label_file='none.txt'), FileNotFoundError)
+    assert message.startswith(f"{NUS}: missing '{tmp_path / 'none.txt'}'. Expected layout")
+    assert 'data/nus-wide/\n    ImageList/Imagelist.txt' in message
+
+
+def test_nus_file_messages(tmp_path):
+    build = _nus(tmp_path, ['a.jpg', 'b.jpg'], {'sky': '1\n0\n', 'dog': '1\n'})
+    labels = tmp_path / 'Groundtruth' / 'AllLabels'
+    assert _message(build) == (f'{NUS}: {labels / "Labels_dog.txt"} has 1 labels; expected 2, one per image of '
+                               'the image list')
+    (labels / 'Labels_dog.txt').write_text('\n')
+    assert _message(build) == f'{NUS}: {labels / "Labels_dog.txt"} is empty; expected one 0/1 label per line'
+    (labels / 'Labels_dog.txt').unlink()
+    message = _message(build, FileNotFoundError)
+    assert message.startswith(f"{NUS}: missing '{labels / 'Labels_dog.txt'}'. Expected layout")
+    assert 'data/nus-wide/\n    ImageList/Imagelist.txt' in message
+    (labels / 'Labels_dog.txt').write_text('0\n0\n')
+    (labels / 'Labels_sky.txt').write_text('0\n0\n')
+    assert _message(build) == (f"{NUS}: no samples: 2 images in {tmp_path / 'ImageList/Imagelist.txt'}, 0 with a "
+                               "positive concept, none left for split='train'")
+    concepts = tmp_path / 'Concepts81.txt'
+    concepts.write_text('sky\ndog\nsky\n')
+    assert _message(build) == (f"{NUS}: {concepts} lines 1 and 3 both give the concept 'sky'; expected each "
+                               'concept once')
+    concepts.write_text('\n')
+    assert _message(build) == f'{NUS}: {concepts} is empty; expected one concept name per line'
+    concepts.write_text('sky\ndog\n')
+    (tmp_path / 'ImageList' / 'Imagelist.txt').write_text(' \n')
+    assert _message(build) == (f"{NUS}: {tmp_path / 'ImageList/Imagelist.txt'} is empty; expected one relative "
+                               'image path per line')
+    (tmp_path / 'ImageList' / 'Imagelist.txt').unlink()
+    message = _message(build, FileNotFoundError)
+    assert message.startswith(f"{NUS}: missing '{tmp_path / 'ImageList/Imagelist.txt'}'. Expected layout")
+    assert 'data/nus-wide/\n    ImageList/Imagelist.txt' in message
