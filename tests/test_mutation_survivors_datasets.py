@@ -425,7 +425,16 @@ def test_nus_label_matrix_file(tmp_path):
     path = tmp_path / 'two.txt'
     path.write_text('2 1\n')
     assert _message(lambda: build(label_file='two.txt')) == (
-        f'{NUS}: {path} must be a 2-D matrix of 0/1, got shape (1, 2)')
+        f'{NUS}: {path} must be a 2-D matrix of 0/1, got 2 at row 0, column 0 (1 such values)')
+    path = tmp_path / 'soft.txt'
+    path.write_text('1 0.5\n')  # an integer parse would read 0.5 as 0
+    assert _message(lambda: build(label_file='soft.txt')) == (
+        f'{NUS}: {path} must be a 2-D matrix of 0/1, got 0.5 at row 0, column 1 (1 such values)')
+    np.save(tmp_path / 'soft.npy', np.array([[0.5, 1.0]]))
+    assert 'got 0.5 at row 0, column 0' in _message(lambda: build(label_file='soft.npy'))
+    np.save(tmp_path / 'flat.npy', np.array([1, 0]))
+    assert _message(lambda: build(label_file='flat.npy')) == (
+        f"{NUS}: {tmp_path / 'flat.npy'} must be a 2-D matrix of 0/1, got shape (2,)")
     path = tmp_path / 'wide.txt'
     path.write_text('0 1 1\n')
     assert _message(lambda: build(label_file='wide.txt')) == (

@@ -36,13 +36,19 @@ def _binary_column(name: str, path: str, num_rows: int) -> np.ndarray:
 
 def _label_matrix(name: str, path: str) -> np.ndarray:
     try:
-        labels = np.load(path) if path.endswith('.npy') else np.loadtxt(path, dtype=np.int64, ndmin=2)
+        # Text is read as numbers first: an integer parse would truncate 0.5 to 0 (a warning, not an error).
+        labels = np.load(path) if path.endswith('.npy') else np.loadtxt(path, dtype=np.float64, ndmin=2)
     except (ValueError, OSError) as exc:
         raise DatasetFileError(f'{name}: cannot read the label matrix {path}: {exc}; expected rows of 0/1, '
                                'one row per image and one column per concept') from None
-    if labels.ndim != 2 or not np.isin(labels, (0, 1)).all():
+    if labels.ndim != 2:
         raise DatasetFileError(f'{name}: {path} must be a 2-D matrix of 0/1, got shape {labels.shape}')
-    return labels
+    bad = np.argwhere(~np.isin(labels, (0, 1)))
+    if len(bad):
+        row, col = (int(i) for i in bad[0])
+        raise DatasetFileError(f'{name}: {path} must be a 2-D matrix of 0/1, got {float(labels[row, col]):g} at row '
+                               f'{row}, column {col} ({len(bad)} such values)')
+    return labels.astype(np.int64)
 
 
 @DATASETS.register_module()
