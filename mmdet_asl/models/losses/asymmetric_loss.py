@@ -19,12 +19,11 @@ from mmdet.registry import MODELS
 
 from ...ops.asl import ASLParams, ExecOptions, apply_asymmetric_loss, probability_gap
 from ...ops.asl.checks import check_avg_factor, check_bool, check_options, check_params, check_real
-
-REDUCTIONS = ('none', 'mean', 'sum')
+from .utils import Float64BuffersMixin, check_reduction, resolve_reduction
 
 
 @MODELS.register_module()
-class AsymmetricLoss(nn.Module):
+class AsymmetricLoss(Float64BuffersMixin, nn.Module):
     """Asymmetric Loss (Ben-Baruch et al., ICCV 2021, Eq. 7), MMDetection ``FocalLoss`` interface.
 
     Args:
@@ -102,8 +101,7 @@ class AsymmetricLoss(nn.Module):
                             'through the gamma_neg attribute)')
         self.params = check_params(ASLParams(gamma_pos, gamma_neg, clip, eps, alpha, focusing_grad))
         self.options = check_options(ExecOptions(impl, validate))
-        if reduction not in REDUCTIONS:
-            raise ValueError(f'reduction must be one of {REDUCTIONS}, got {reduction!r}')
+        check_reduction(reduction)
         self.use_sigmoid = use_sigmoid
         self.reduction = reduction
         self.loss_weight = check_real('loss_weight', loss_weight, low=0.0)
@@ -218,18 +216,6 @@ class AsymmetricLoss(nn.Module):
     # adaptive steps would vanish, and the slot counts of the probe would overflow at 65504.
     _FLOAT64_BUFFERS = ('gamma_neg_buffer', 'clip_buffer', 'probe_sums')
 
-    def _apply(self, fn, recurse=True):
-        kept = {name: self._buffers[name] for name in self._FLOAT64_BUFFERS}
-        for name in kept:
-            self._buffers[name] = None  # nn.Module._apply skips None buffers
-        try:
-            super()._apply(fn, recurse)
-        finally:
-            for name, value in kept.items():
-                # fn's device (a .to(device) / .cuda() / .half()), float64 kept
-                self._buffers[name] = value.to(device=fn(value.new_empty(0)).device)
-        return self
-
     def pop_probe_sums(self) -> Tensor:
         """Return the probability-gap sums ((4,), or (C, 4) with ``probe_per_class``) collected since the
         last call, and reset them."""
@@ -255,10 +241,7 @@ class AsymmetricLoss(nn.Module):
                 reduction_override: Optional[str] = None,
                 **kwargs) -> Tensor:
         self._refuse_foreign_call(pred, target, kwargs)
-        if reduction_override not in (None, ) + REDUCTIONS:
-            raise ValueError(f'reduction_override must be None or one of {REDUCTIONS}, '
-                             f'got {reduction_override!r}')
-        reduction = reduction_override or self.reduction
+        reduction = resolve_reduction(reduction_override, self.reduction)
         if reduction == 'sum' and avg_factor is not None:
             raise ValueError('avg_factor can not be used with reduction="sum"')
         avg_factor = check_avg_factor(avg_factor)

@@ -23,8 +23,8 @@ from ...ops.asl.checks import check_bool, check_real
 from ...ops.asl.function import apply_quality_focal_loss
 from ...ops.asl.params import IMPL_OVERRIDE, IMPLS
 from ...ops.asl.reference import quality_asymmetric_loss_reference
+from .utils import check_reduction, resolve_reduction
 
-REDUCTIONS = ('none', 'mean', 'sum')
 QUALITY_IMPLS = IMPLS + ('reference', )
 
 
@@ -102,8 +102,7 @@ class AsymmetricQualityFocalLoss(QualityFocalLoss):
         if use_sigmoid is not True:
             raise ValueError('AsymmetricQualityFocalLoss only supports use_sigmoid=True (sigmoid per class); '
                              f'got use_sigmoid={use_sigmoid!r}')
-        if reduction not in REDUCTIONS:
-            raise ValueError(f'reduction must be one of {REDUCTIONS}, got {reduction!r}')
+        check_reduction(reduction)
         super().__init__(use_sigmoid=True, reduction=reduction, loss_weight=check_real('loss_weight', loss_weight,
                                                                                         low=0.0),
                          activated=check_bool('activated', activated))
@@ -129,9 +128,7 @@ class AsymmetricQualityFocalLoss(QualityFocalLoss):
                 weight: Optional[Tensor] = None,
                 avg_factor: Optional[float] = None,
                 reduction_override: Optional[str] = None) -> Tensor:
-        if reduction_override not in (None, ) + REDUCTIONS:
-            raise ValueError(f'reduction_override must be None or one of {REDUCTIONS}, got {reduction_override!r}')
-        reduction = reduction_override or self.reduction
+        reduction = resolve_reduction(reduction_override, self.reduction)
         quality, positive, given = self._dense_target(pred, target)
         if weight is not None and (not isinstance(weight, Tensor) or tuple(weight.shape) != (pred.shape[0], )):
             raise ValueError(f'weight must be a per-anchor ({pred.shape[0]},) tensor for pred {tuple(pred.shape)}, '

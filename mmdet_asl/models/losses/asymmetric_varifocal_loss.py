@@ -20,8 +20,7 @@ from mmdet.registry import MODELS
 
 from ...ops.asl.checks import check_bool, check_real
 from ...ops.asl.reference import varifocal_asymmetric_loss_reference
-
-REDUCTIONS = ('none', 'mean', 'sum')
+from .utils import check_reduction, resolve_reduction
 
 
 @MODELS.register_module()
@@ -62,8 +61,7 @@ class AsymmetricVarifocalLoss(VarifocalLoss):
         if use_sigmoid is not True:
             raise ValueError('AsymmetricVarifocalLoss only supports use_sigmoid=True (sigmoid per class); '
                              f'got use_sigmoid={use_sigmoid!r}')
-        if reduction not in REDUCTIONS:
-            raise ValueError(f'reduction must be one of {REDUCTIONS}, got {reduction!r}')
+        check_reduction(reduction)
         if gamma is not None and gamma_neg is not None:
             raise ValueError(f'give gamma_neg or gamma (its VarifocalLoss name), not both: got gamma_neg={gamma_neg}, '
                              f'gamma={gamma}')
@@ -90,9 +88,7 @@ class AsymmetricVarifocalLoss(VarifocalLoss):
                 weight: Optional[Tensor] = None,
                 avg_factor: Optional[float] = None,
                 reduction_override: Optional[str] = None) -> Tensor:
-        if reduction_override not in (None, ) + REDUCTIONS:
-            raise ValueError(f'reduction_override must be None or one of {REDUCTIONS}, got {reduction_override!r}')
-        reduction = reduction_override or self.reduction
+        reduction = resolve_reduction(reduction_override, self.reduction)
         if not isinstance(pred, Tensor) or not pred.is_floating_point() or pred.dim() != 2:
             raise ValueError('pred must be an (N, C) floating tensor, got '
                              f'{tuple(pred.shape) if isinstance(pred, Tensor) else type(pred).__name__}')

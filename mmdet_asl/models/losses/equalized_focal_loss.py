@@ -23,12 +23,11 @@ from mmdet.models.losses.utils import weight_reduce_loss
 from mmdet.registry import MODELS
 
 from ...ops.asl.checks import check_avg_factor, check_bool, check_layout, check_real, check_values
-
-REDUCTIONS = ('none', 'mean', 'sum')
+from .utils import Float64BuffersMixin, check_reduction, resolve_reduction
 
 
 @MODELS.register_module()
-class EqualizedFocalLoss(nn.Module):
+class EqualizedFocalLoss(Float64BuffersMixin, nn.Module):
     r"""Equalized Focal Loss (Li et al., "Equalized Focal Loss for Dense Long-Tailed Object Detection",
     CVPR 2022, Sec. 3.2), MMDetection ``FocalLoss`` interface.
 
@@ -113,8 +112,7 @@ class EqualizedFocalLoss(nn.Module):
             raise ValueError(f'gamma_b = 0 needs scale_factor (s) = 0: the weighting factor gamma_j / gamma_b '
                              f'divides by gamma_b; got scale_factor={self.scale_factor}')
         self.alpha = check_real('alpha', alpha, 0.0, 1.0)
-        if reduction not in REDUCTIONS:
-            raise ValueError(f'reduction must be one of {REDUCTIONS}, got {reduction!r}')
+        check_reduction(reduction)
         self.reduction = reduction
         self.loss_weight = check_real('loss_weight', loss_weight, low=0.0)
         self.validate = check_bool('validate', validate)
@@ -124,17 +122,6 @@ class EqualizedFocalLoss(nn.Module):
     # Kept float64 whatever the module's dtype: the sums grow over the whole training, and in a lower precision
     # one iteration's increment would vanish against them.
     _FLOAT64_BUFFERS = ('pos_grad', 'neg_grad')
-
-    def _apply(self, fn, recurse=True):
-        kept = {name: self._buffers[name] for name in self._FLOAT64_BUFFERS}
-        for name in kept:
-            self._buffers[name] = None  # nn.Module._apply skips None buffers
-        try:
-            super()._apply(fn, recurse)
-        finally:
-            for name, value in kept.items():
-                self._buffers[name] = value.to(device=fn(value.new_empty(0)).device)
-        return self
 
     def grad_ratio(self) -> Tensor:
         """g, (C,) float64: clamp(pos_grad / (neg_grad + eps), 0, 1); 1 for a class without statistics."""
@@ -161,9 +148,7 @@ class EqualizedFocalLoss(nn.Module):
             raise TypeError('EqualizedFocalLoss got a tuple target (labels, quality scores), the form of the heads '
                             'built for QualityFocalLoss (GFL, RTMDet, TOOD); it takes (N,) class indices or (N, C) '
                             'targets as FocalLoss')
-        if reduction_override not in (None, ) + REDUCTIONS:
-            raise ValueError(f'reduction_override must be None or one of {REDUCTIONS}, got {reduction_override!r}')
-        reduction = reduction_override or self.reduction
+        reduction = resolve_reduction(reduction_override, self.reduction)
         target, weight, is_index = check_layout(pred, target, weight)
         if pred.shape[1] != self.num_classes:
             # A dense head reads use_sigmoid from the loss's config dict, not from the built loss: without the key
