@@ -94,7 +94,13 @@ def _model_without_loss_cls(cfg):
     ('fcos/fcos_tresnetm_focal.py', 'fcos/fcos_tresnetm_asl.py', 'FocalLoss'),
     ('demo/fcos_tresnet_focal_deepforest.py', 'demo/fcos_tresnet_asl_deepforest.py', 'FocalLoss'),
     ('demo/fcos_effnet-lite0_focal_deepforest.py', 'demo/fcos_effnet-lite0_asl_deepforest.py', 'FocalLoss'),
-    ('demo/gfl_effnet-lite0_qfl_deepforest.py', 'demo/gfl_effnet-lite0_aqfl_deepforest.py', 'QualityFocalLoss')])
+    ('demo/gfl_effnet-lite0_qfl_deepforest.py', 'demo/gfl_effnet-lite0_aqfl_deepforest.py', 'QualityFocalLoss'),
+    ('demo/fcos_effnet-lite0_focal_fashion-longtail.py', 'demo/fcos_effnet-lite0_efl_fashion-longtail.py',
+     'FocalLoss'),
+    ('demo/fcos_effnet-lite0_focal_fashion-longtail.py', 'demo/fcos_effnet-lite0_asl_fashion-longtail.py',
+     'FocalLoss'),
+    ('demo/fcos_effnet-lite0_focal_fashion-longtail.py',
+     'demo/fcos_effnet-lite0_asl-adaptive-perclass_fashion-longtail.py', 'FocalLoss')])
 def test_asl_twin_changes_only_loss_cls(focal, asl, base_loss):
     a = Config.fromfile(osp.join(ROOT, 'configs', focal))
     b = Config.fromfile(osp.join(ROOT, 'configs', asl))
