@@ -1,0 +1,83 @@
+"""tools/analysis_tools/asl_grid.py: the resume/skip logic, the difference to the best baseline and its standard
+error, the negatives-per-positive count, and the options each run trains with, checked by hand."""
+import json
+import math
+
+import pytest
+from mmengine.config import Config
+
+from test_detection_e2e import load_tool
+
+grid = load_tool('analysis_tools/asl_grid')
+
+
+def row(cell, loss, seed, mAP, epochs=6, dp=-0.1):
+    return dict(cell=cell, loss=loss, seed=seed, epochs=epochs, mAP=mAP, CF1=mAP - 10, OF1=mAP - 5, dp=dp)
+
+
+def test_pending_skips_finished_runs_of_the_same_schedule():
+    results = [row('k3', 'bce', 0, 90.0), row('k3', 'asl', 0, 91.0, epochs=2)]
+    todo = grid.pending(results, ['k3', 'k10'], ['bce', 'asl'], [0, 1], 6)
+    # seed-major: every cell and loss at seed 0 before seed 1; the 2-epoch asl run does not count for 6 epochs
+    assert todo == [('k3', 'asl', 0), ('k10', 'bce', 0), ('k10', 'asl', 0),
+                    ('k3', 'bce', 1), ('k3', 'asl', 1), ('k10', 'bce', 1), ('k10', 'asl', 1)]
+    assert grid.pending(results + [row(c, loss, s, 1.0) for c, loss, s in todo], ['k3', 'k10'], ['bce', 'asl'],
+                        [0, 1], 6) == []
+
+
+def test_difference_to_the_better_baseline_with_its_standard_error():
+    results = ([row('k10', 'bce', s, v) for s, v in enumerate((80.0, 82.0, 84.0))]      # mean 82, sd 2
+               + [row('k10', 'focal', s, v) for s, v in enumerate((79.0, 80.0, 81.0))]  # mean 80, sd 1
+               + [row('k10', 'asl', s, v) for s, v in enumerate((83.0, 86.0, 89.0))])   # mean 86, sd 3
+    d, se, best = grid.difference_to_best_baseline(results, 'k10', 'asl')
+    assert best == 'bce'  # the baseline with the higher mean
+    assert d == pytest.approx(4.0)
+    assert se == pytest.approx(math.sqrt(3.0 ** 2 / 3 + 2.0 ** 2 / 3))
+    assert grid.difference_to_best_baseline(results, 'k3', 'asl')[2] is None  # nothing in that cell
+
+
+def test_table_marks_the_difference_only_for_asl_rows():
+    results = [row('k3', 'bce', s, 90.0 + s) for s in range(2)] + [row('k3', 'asl', s, 92.0 + s) for s in range(2)]
+    lines = grid.table(results, ['k3'], ['bce', 'asl']).splitlines()
+    assert lines[2].startswith('| k3 | bce | 2 | 90.5 ± 0.7 |') and lines[2].endswith('| 90.0, 91.0 |  |')
+    # sd 0.71 each: s.e. sqrt(0.5 / 2 + 0.5 / 2) = 0.71
+    assert lines[3].endswith('| 92.0, 93.0 | +2.0 ± 0.7 (vs bce) |')
+
+
+def test_negatives_per_positive_counts_image_class_pairs(tmp_path):
+    coco = dict(images=[dict(id=1), dict(id=2)], categories=[dict(id=i) for i in (1, 2, 3, 4)],
+                annotations=[dict(image_id=1, category_id=1), dict(image_id=1, category_id=1),  # one pair
+                             dict(image_id=1, category_id=2), dict(image_id=2, category_id=3)])
+    path = tmp_path / 'a.json'
+    path.write_text(json.dumps(coco))
+    assert grid.negatives_per_positive(str(path)) == pytest.approx((8 - 3) / 3)
+
+
+def test_run_options_set_the_cell_classes_data_and_loss():
+    opts = grid.run_options('k10_rho0.3', 'asl_m02', 2, 6, 1, data_root='/d')
+    assert 'train_dataloader.dataset.data_root=/d/k10_rho0.3/' in opts
+    assert 'data_preprocessor.num_classes=10' in opts and 'model.head.num_classes=10' in opts
+    assert 'train_dataloader.dataset.drop_empty=False' in opts and 'randomness.seed=2' in opts
+    assert {'model.head.loss.gamma_pos=0.0', 'model.head.loss.gamma_neg=4.0', 'model.head.loss.clip=0.2'} <= set(opts)
+    assert 'model.head.num_classes=3' in grid.run_options('k3', 'bce', 0, 6, 1)
+
+
+def test_the_cells_and_the_missing_rates_are_the_documented_ones():
+    assert grid.CELLS == {'k3': (3, 0.0), 'k5': (5, 0.0), 'k10': (10, 0.0), 'k10_rho0.3': (10, 0.3),
+                          'k10_rho0.6': (10, 0.6)}
+
+
+def test_run_config_probes_every_loss_and_adapts_only_the_adaptive_one(tmp_path):
+    hooks = Config.fromfile(grid.write_run_config('asl', str(tmp_path / 'a.py'))).custom_hooks
+    assert hooks == [dict(type='ProbabilityGapHook')]
+    hooks = Config.fromfile(grid.write_run_config('asl_adaptive', str(tmp_path / 'b.py'))).custom_hooks
+    assert hooks == [dict(type='ProbabilityGapHook', adaptive=dict(target=0.1, lam=0.05))]
+
+
+def test_summarise_reads_the_last_evaluation_and_the_last_gaps():
+    scalars = ([{'asl_dp': float(i), 'step': i} for i in range(30)]
+               + [{'multi-label/mAP': m, 'multi-label/CF1': 1.0, 'multi-label/OF1': 2.0, 'step': e}
+                  for e, m in ((2, 70.0), (1, 60.0))])
+    out = grid.summarise(scalars)
+    assert out['mAP'] == 70.0 and out['curve'] == [(1, 60.0), (2, 70.0)]
+    assert out['dp'] == pytest.approx(sum(range(10, 30)) / 20)

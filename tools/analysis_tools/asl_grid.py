@@ -1,0 +1,295 @@
+#!/usr/bin/env python
+"""When does ASL help? A grid of loss x data cell x seed, multi-label classification with pretrained features.
+
+Each cell is a Fashion-MNIST canvas set made by ``tools/dataset_converters/make_fashion_canvases.py`` at the
+pretrained recipe's size (128 px, items at twice the default scale; 1536 train and 1000 test canvases, two items
+per canvas) with the first ``K`` classes (``--num-classes``: negatives per positive) and a fraction ``rho`` of
+the training labels removed (``--missing-rate``; the test labels stay complete). The same seed draws the same
+canvases whatever ``rho``, so the cells of the missing-label axis differ only in the removed labels. Cells:
+
+    k3, k5, k10            K = 3, 5, 10 classes, rho 0 (negatives per positive about 0.8, 1.8, 4.3)
+    k10_rho0.3, k10_rho0.6 K = 10, 30 % / 60 % of the training labels missing
+
+Each (cell, loss, seed) fine-tunes ``configs/multilabel/effnet-lite0_asl_1xb32_fashion-canvas-128px.py`` (ImageNet
+EfficientNet-Lite0, AdamW + 1-cycle) with ``tools/train.py``, the loss given below, the cell's class count, the
+training canvases whose labels were all removed kept as all-negative samples (``drop_empty=False``), and
+``ProbabilityGapHook`` (Delta p, Eq. 9-10, logged every iteration; adaptive for ``asl_adaptive``); every loss
+is an ``AsymmetricLoss``, so the probe reads each. Losses:
+
+    bce            gamma+ 0, gamma- 0, m 0 (binary cross-entropy)
+    focal          gamma+ = gamma- = 2, m 0
+    asl            gamma+ 0, gamma- 4, m 0.05 (the paper's multi-label setting)
+    asl_adaptive   asl with gamma- adapted towards Delta p = 0.1 (lam 0.05)
+    asl_m02        gamma+ 0, gamma- 4, m 0.2: a margin that discards more of the confident negatives, the
+                   paper's mechanism against missing positives (Sec. 3.2), fixed before any result
+
+Every run evaluates on the cell's complete test split every ``--val-interval`` epochs (the curves); the table
+reads the last evaluation: mAP (macro), CF1 and OF1 at threshold 0.5, and Delta p over the last 20 iterations.
+
+    python tools/analysis_tools/asl_grid.py --cells k3 k10 --losses bce focal asl --seeds 0 1 2 --jobs 2
+    python tools/analysis_tools/asl_grid.py --cells k10 k10_rho0.6 --losses bce focal asl --seeds 0 \\
+        --epochs 8 --out work_dirs/asl_grid_curves   # the schedule check: one seed, longer, every epoch
+
+Runs are rows of ``<out>/results.json`` (a rerun skips finished ones; ``--force`` retrains), each with the
+SHA-256 of the full config MMEngine dumped into its folder and the load average before and after. Written to
+``<out>``: ``results.md`` (mean +- sample std, per-seed values, and ASL's difference to the better of BCE and
+focal loss with the standard error of that difference), ``fig_asl_vs_negatives.png`` and
+``fig_asl_vs_missing.png`` (that difference against negatives per positive, and against rho).
+"""
+import argparse
+import hashlib
+import json
+import math
+import os
+import os.path as osp
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, ROOT)
+from mmdet_asl.utils.strict_json import dump_json, dumps_json, load_json  # noqa: E402
+
+CONFIG = 'configs/multilabel/effnet-lite0_asl_1xb32_fashion-canvas-128px.py'
+DATA_ROOT = 'data/asl_grid'
+# the pretrained recipe's canvases (make_fashion_canvases.py --size 128 --scale-range 1.2 2.2), two items each
+CANVAS_ARGS = ['--size', '128', '--scale-range', '1.2', '2.2', '--num-train', '1536', '--num-test', '1000',
+               '--min-items', '2', '--max-items', '2', '--seed', '0']
+CELLS = {  # name -> (K classes, rho missing)
+    'k3': (3, 0.0), 'k5': (5, 0.0), 'k10': (10, 0.0), 'k10_rho0.3': (10, 0.3), 'k10_rho0.6': (10, 0.6),
+}
+ASL = dict(gamma_pos=0.0, gamma_neg=4.0, clip=0.05)
+LOSSES = {  # name -> (AsymmetricLoss arguments, ProbabilityGapHook adaptive settings or None)
+    'bce': (dict(gamma_pos=0.0, gamma_neg=0.0, clip=0.0), None),
+    'focal': (dict(gamma_pos=2.0, gamma_neg=2.0, clip=0.0), None),
+    'asl': (ASL, None),
+    'asl_adaptive': (ASL, dict(target=0.1, lam=0.05)),
+    'asl_m02': (dict(ASL, clip=0.2), None),
+}
+BASELINES = ('bce', 'focal')
+METRICS = ('mAP', 'CF1', 'OF1')
+
+
+def cell_dir(cell, data_root=DATA_ROOT):
+    return osp.join(data_root, cell)
+
+
+def make_cell(cell, data_root=DATA_ROOT):
+    """Write the cell's canvases (a no-op when they exist with the same arguments)."""
+    k, rho = CELLS[cell]
+    subprocess.check_call([sys.executable, 'tools/dataset_converters/make_fashion_canvases.py', *CANVAS_ARGS,
+                           '--num-classes', str(k), '--missing-rate', str(rho), '--out', cell_dir(cell, data_root)],
+                          cwd=ROOT, stdout=subprocess.DEVNULL)
+
+
+def negatives_per_positive(ann_file):
+    """(K * images - positives) / positives of a COCO file, a positive being an (image, category) pair."""
+    coco = load_json(ann_file)
+    positives = len({(a['image_id'], a['category_id']) for a in coco['annotations']})
+    total = len(coco['images']) * len(coco['categories'])
+    return (total - positives) / positives
+
+
+def run_options(cell, loss, seed, epochs, val_interval, data_root=DATA_ROOT):
+    k, _ = CELLS[cell]
+    args, _ = LOSSES[loss]
+    root = cell_dir(cell, data_root) + '/'
+    return ([f'randomness.seed={seed}', f'train_dataloader.dataset.data_root={root}',
+             f'val_dataloader.dataset.data_root={root}', f'test_dataloader.dataset.data_root={root}',
+             'train_dataloader.dataset.indices=None', 'val_dataloader.dataset.indices=None',
+             'test_dataloader.dataset.indices=None',
+             # a canvas whose labels were all removed is a sample with every label negative, as in real data
+             'train_dataloader.dataset.drop_empty=False',
+             f'data_preprocessor.num_classes={k}', f'model.head.num_classes={k}',
+             f'train_cfg.max_epochs={epochs}', f'train_cfg.val_interval={val_interval}',
+             f'default_hooks.checkpoint.interval={epochs}']
+            + [f'model.head.loss.{key}={value}' for key, value in args.items()])
+
+
+def write_run_config(loss, path):
+    """The run's config: CONFIG with its ProbabilityGapHook (probe, or adaptive) beside its other hooks."""
+    from mmdet_asl.utils.configs import custom_hooks_with
+    _, adaptive = LOSSES[loss]
+    hook = dict(type='ProbabilityGapHook') if adaptive is None else dict(type='ProbabilityGapHook',
+                                                                         adaptive=adaptive)
+    config = osp.join(ROOT, CONFIG)
+    with open(path, 'w') as f:
+        f.write(f"_base_ = '{config}'\ncustom_hooks = {custom_hooks_with(config, hook)!r}\n")
+    return path
+
+
+def read_scalars(work_dir):
+    lines = []
+    for root, _, files in sorted(os.walk(work_dir)):
+        if 'scalars.json' in files:
+            with open(osp.join(root, 'scalars.json')) as f:
+                lines += [json.loads(line) for line in f if line.strip()]
+    return lines
+
+
+def summarise(scalars, last=20):
+    """Final metrics (the last evaluation), the mAP curve [(epoch, mAP)] and Delta p of the last iterations."""
+    evals = sorted((s for s in scalars if 'multi-label/mAP' in s), key=lambda s: s['step'])
+    dps = [s['asl_dp'] for s in scalars if 'asl_dp' in s]
+    out = {m: evals[-1][f'multi-label/{m}'] for m in METRICS}
+    out['curve'] = [(s['step'], s['multi-label/mAP']) for s in evals]
+    out['dp'] = statistics.mean(dps[-last:]) if dps else float('nan')
+    return out
+
+
+def sha256(path):
+    with open(path, 'rb') as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def run_one(cell, loss, seed, args, env):
+    name = f'{cell}_{loss}_seed{seed}'
+    work_dir = osp.join(args.out, name)
+    os.makedirs(osp.join(args.out, 'run_configs'), exist_ok=True)
+    # MMEngine dumps the full config as <work_dir>/<name>.py: its hash identifies the run's settings
+    config = write_run_config(loss, osp.join(args.out, 'run_configs', name + '.py'))
+    load_before = os.getloadavg()
+    t0 = time.time()
+    with open(osp.join(args.out, name + '.log'), 'w') as log:
+        subprocess.check_call([sys.executable, 'tools/train.py', config, '--work-dir', work_dir, '--cfg-options',
+                               *run_options(cell, loss, seed, args.epochs, args.val_interval, args.data_root)],
+                              stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+    return dict(cell=cell, loss=loss, seed=seed, epochs=args.epochs, train_s=round(time.time() - t0, 1),
+                **summarise(read_scalars(work_dir)), config_sha256=sha256(osp.join(work_dir, name + '.py')),
+                load_before=list(load_before), load_after=list(os.getloadavg()),
+                threads=env.get('OMP_NUM_THREADS', ''))
+
+
+def pending(results, cells, losses, seeds, epochs):
+    """The (cell, loss, seed) runs not in ``results`` for this schedule; seed-major, so that a partial grid
+    has every cell and loss at its first seeds."""
+    done = {(r['cell'], r['loss'], r['seed']) for r in results if r['epochs'] == epochs}
+    return [(c, loss, s) for s in seeds for c in cells for loss in losses if (c, loss, s) not in done]
+
+
+def stats(values):
+    values = [v for v in values if v == v]
+    mean = statistics.mean(values) if values else float('nan')
+    sd = statistics.stdev(values) if len(values) > 1 else float('nan')
+    return mean, sd, len(values)
+
+
+def difference_to_best_baseline(results, cell, loss, metric='mAP'):
+    """(difference, standard error, baseline name): ``loss``'s mean minus the mean of the better of BCE and focal
+    loss in ``cell``; the standard error of a difference of two means, sqrt(sd_a^2 / n_a + sd_b^2 / n_b)."""
+    def of(name):
+        return stats([r[metric] for r in results if r['cell'] == cell and r['loss'] == name])
+    baselines = [(of(b), b) for b in BASELINES if of(b)[2]]
+    if not baselines or not of(loss)[2]:
+        return float('nan'), float('nan'), None
+    (b_mean, b_sd, b_n), best = max(baselines, key=lambda x: x[0][0])
+    a_mean, a_sd, a_n = of(loss)
+    se = math.sqrt(a_sd ** 2 / a_n + b_sd ** 2 / b_n) if a_n > 1 and b_n > 1 else float('nan')
+    return a_mean - b_mean, se, best
+
+
+def table(results, cells, losses):
+    lines = ['| cell | loss | seeds | mAP | CF1 | OF1 | Δp (last 20 it.) | per-seed mAP | mAP − best baseline |',
+             '|---|---|---|---|---|---|---|---|---|']
+    for cell in cells:
+        for loss in losses:
+            runs = sorted((r for r in results if r['cell'] == cell and r['loss'] == loss), key=lambda r: r['seed'])
+            if not runs:
+                continue
+            cells_txt = []
+            for m in METRICS:
+                mean, sd, _ = stats([r[m] for r in runs])
+                cells_txt.append(f'{mean:.1f} ± {sd:.1f}')
+            dp = stats([r['dp'] for r in runs])[0]
+            diff = ''
+            if loss not in BASELINES:
+                d, se, best = difference_to_best_baseline(results, cell, loss)
+                diff = f'{d:+.1f} ± {se:.1f} (vs {best})' if best else ''
+            per_seed = ', '.join(f"{r['mAP']:.1f}" for r in runs)
+            lines.append(f"| {cell} | {loss} | {len(runs)} | {' | '.join(cells_txt)} | {dp:.3f} | {per_seed} "
+                         f'| {diff} |')
+    return '\n'.join(lines)
+
+
+def figures(results, losses, ratios, out):
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    axes_def = (('fig_asl_vs_negatives.png', [c for c in CELLS if CELLS[c][1] == 0.0],
+                 lambda c: ratios.get(c, float('nan')), 'negatives per positive (training labels)'),
+                ('fig_asl_vs_missing.png', [c for c in CELLS if CELLS[c][0] == 10],
+                 lambda c: CELLS[c][1], 'fraction rho of training labels missing'))
+    for filename, cells, x_of, xlabel in axes_def:
+        fig, ax = plt.subplots(figsize=(5.5, 4))
+        drawn = False
+        for loss in losses:
+            if loss in BASELINES:
+                continue
+            pts = [(x_of(c), *difference_to_best_baseline(results, c, loss)[:2]) for c in cells]
+            pts = [p for p in pts if p[1] == p[1]]
+            if pts:
+                x, d, se = zip(*sorted(pts))
+                ax.errorbar(x, d, yerr=[s if s == s else 0 for s in se], marker='o', capsize=3, label=loss)
+                drawn = True
+        if not drawn:
+            plt.close(fig)
+            continue
+        ax.axhline(0.0, color='gray', lw=0.8)
+        ax.set(xlabel=xlabel, ylabel='mAP − best of BCE / focal (points)',
+               title='ASL against the better baseline (± s.e.)')
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(osp.join(out, filename), dpi=120)
+        plt.close(fig)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--cells', nargs='+', default=list(CELLS), choices=list(CELLS))
+    parser.add_argument('--losses', nargs='+', default=list(LOSSES), choices=list(LOSSES))
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    parser.add_argument('--epochs', type=int, default=6)
+    parser.add_argument('--val-interval', type=int, default=1, help='epochs between evaluations (the curves)')
+    parser.add_argument('--out', default='work_dirs/asl_grid')
+    parser.add_argument('--data-root', default=DATA_ROOT)
+    parser.add_argument('--jobs', type=int, default=1,
+                        help='runs at a time; each gets cpu_count // jobs threads unless OMP_NUM_THREADS is set')
+    args = parser.parse_args(argv)
+    if args.epochs % args.val_interval:
+        parser.error(f'--epochs {args.epochs} must be a multiple of --val-interval {args.val_interval}')
+    args.out = osp.abspath(args.out)
+    args.data_root = osp.abspath(args.data_root)
+    os.makedirs(args.out, exist_ok=True)
+    for cell in args.cells:
+        make_cell(cell, args.data_root)
+    ratios = {c: negatives_per_positive(osp.join(cell_dir(c, args.data_root), 'annotations',
+                                                 'instances_train.json')) for c in args.cells}
+    res_file = osp.join(args.out, 'results.json')
+    results = load_json(res_file) if osp.exists(res_file) else []
+    env = dict(os.environ)
+    env.setdefault('MMDET_ASL_COMPILE', '0')
+    threads = str(max(1, (os.cpu_count() or 1) // args.jobs))
+    env.setdefault('OMP_NUM_THREADS', threads)
+    env.setdefault('MKL_NUM_THREADS', threads)
+    todo = pending(results, args.cells, args.losses, args.seeds, args.epochs)
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        for done in as_completed([pool.submit(run_one, c, loss, s, args, env) for c, loss, s in todo]):
+            row = done.result()
+            results.append(row)
+            dump_json(results, res_file, indent=1)
+            print(dumps_json({k: v for k, v in row.items() if k != 'curve'}), flush=True)
+    kept = [r for r in results if r['epochs'] == args.epochs and r['cell'] in args.cells
+            and r['loss'] in args.losses]
+    head = ('negatives per positive (training labels): '
+            + ', '.join(f'{c} {ratios[c]:.2f}' for c in args.cells) + f'; {args.epochs} epochs')
+    md = head + '\n\n' + table(kept, args.cells, args.losses)
+    with open(osp.join(args.out, 'results.md'), 'w') as f:
+        f.write(md + '\n')
+    figures(kept, args.losses, ratios, args.out)
+    print(md)
+
+
+if __name__ == '__main__':
+    main()
