@@ -189,6 +189,31 @@ def test_deselected_tests_belong_to_the_group(name):
             assert f'def {function}(' in f.read(), test
 
 
+def test_group_environment_reaches_mutmut(tmp_path, monkeypatch):
+    """The loss groups run impl='compiled' as the eager kernel (no torch.compile per mutant); the group's
+    variables are added to the caller's environment, one OpenMP thread kept."""
+    assert ('MMDET_ASL_COMPILE', '0') in rm.GROUPS['ops'].env and ('MMDET_ASL_COMPILE', '0') in rm.GROUPS['engine'].env
+    seen = {}
+
+    class Finished:
+        pid = 0
+
+        def __init__(self, cmd, env, **kwargs):
+            seen.update(cmd=cmd, env=env)
+
+        def wait(self, timeout=None):
+            return 0
+
+    monkeypatch.setattr(rm.subprocess, 'Popen', Finished)
+    monkeypatch.setenv('MMDET_ASL_COMPILE', '1')
+    monkeypatch.setenv('KEPT_BY_THE_RUN', 'yes')
+    assert rm.run_mutmut(str(tmp_path), ['x*'], 2, 1.0, str(tmp_path / 'log'), rm.GROUPS['ops'].env) == 0
+    assert seen['env']['MMDET_ASL_COMPILE'] == '0' and seen['env']['KEPT_BY_THE_RUN'] == 'yes'
+    assert seen['env']['OMP_NUM_THREADS'] == '1' and seen['cmd'][-1] == 'x*'
+    rm.run_mutmut(str(tmp_path), [], 2, 1.0, str(tmp_path / 'log'))
+    assert seen['env']['MMDET_ASL_COMPILE'] == '1'
+
+
 def test_scripts_outside_the_package_are_not_mutated():
     assert rm.mutatable('mmdet_asl/compat.py')
     assert not rm.mutatable('tools/model_converters/efficientnet_lite_to_mmdet.py')

@@ -59,6 +59,8 @@ class Group(NamedTuple):
     # Tests that read the package's source text, which mutmut's rewritten files (every mutant of a function
     # next to the original) fail by construction: deselected.
     deselect: Tuple[str, ...] = ()
+    # Environment of the mutmut run (name, value), on top of the caller's.
+    env: Tuple[Tuple[str, str], ...] = ()
 
 
 # Test files per group: those that import the group's modules or their public names (grep of tests/), minus
@@ -68,11 +70,17 @@ GROUPS: Dict[str, Group] = {
                  ('tests/test_loss_eager.py', 'tests/test_loss_errors.py', 'tests/test_loss_math.py',
                   'tests/test_loss_paths.py', 'tests/test_loss_validation.py', 'tests/test_probability_gap.py',
                   'tests/test_quality_focal_loss.py', 'tests/test_quality_kernel.py', 'tests/test_single_label_asl.py',
-                  'tests/test_roi_head_asl.py')),
+                  'tests/test_roi_head_asl.py'),
+                 # MMDET_ASL_COMPILE=0 runs impl='compiled' as the eager kernel (the same code, unfused): a
+                 # torch.compile per mutant would cost minutes. The test of the fallback after a compiler
+                 # failure needs the compiled path, so it cannot run under it.
+                 ('tests/test_quality_kernel.py::test_compiler_failure_runs_the_eager_kernel', ),
+                 (('MMDET_ASL_COMPILE', '0'), )),
     'engine': Group(('mmdet_asl/engine/*.py', ),
                     ('tests/test_probability_gap.py', 'tests/test_probability_gap_hook.py',
                      'tests/test_controller_state.py', 'tests/test_channels_last_hook.py',
-                     'tests/test_loss_validation.py')),
+                     'tests/test_loss_validation.py', 'tests/test_mutation_survivors_engine.py'), (),
+                    (('MMDET_ASL_COMPILE', '0'), )),
     'evaluation': Group(('mmdet_asl/evaluation/*.py', ),
                         ('tests/test_multilabel_metrics.py', 'tests/test_multilabel_datasets.py',
                          'tests/test_multilabel_test_tool.py', 'tests/test_test_tool_json.py',
@@ -379,14 +387,17 @@ def markdown(summary: dict) -> str:
 
 
 # ------------------------------------------------------------------------------------------ the run
-def run_mutmut(copy: str, only: Sequence[str], max_children: int, max_minutes: float, log_path: str) -> int:
-    """``nice -n 10 python -m mutmut run`` in ``copy``; interrupted (SIGINT, then SIGKILL) after the limit."""
+def run_mutmut(copy: str, only: Sequence[str], max_children: int, max_minutes: float, log_path: str,
+               extra_env: Sequence[Tuple[str, str]] = ()) -> int:
+    """``nice -n 10 python -m mutmut run`` in ``copy`` (``extra_env`` added to the environment); interrupted
+    (SIGINT, then SIGKILL) after the limit."""
     cmd = ['nice', '-n', '10', sys.executable, '-m', 'mutmut', 'run', '--max-children', str(max_children),
            *only]
     # One OpenMP/MKL thread: mutmut forks each mutant from a process that has run torch, and a forked child
     # that enters a parallel region of the parent's GNU OpenMP team waits forever at its barrier (a hang
     # that mutmut would count as a timeout, i.e. as caught). One thread per process also suits shared cores.
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE='1', OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
+    env.update(extra_env)
     env.pop('PYTHONPATH', None)  # the copy's mutants/ folder comes first on sys.path (mutmut puts it there)
     with open(log_path, 'wb') as log:
         proc = subprocess.Popen(cmd, cwd=copy, stdout=log, stderr=subprocess.STDOUT, env=env,
@@ -495,7 +506,8 @@ def main(argv=None) -> int:
                 f.write(mutmut_config(mutated, tests, also_copy, args.timeout_multiplier, args.timeout_constant,
                                       GROUPS[args.group].deselect))
         print(f'{args.group}: mutating {", ".join(mutated)} in {copy}, tests: {" ".join(tests)}', flush=True)
-        rc = run_mutmut(copy, args.only, args.max_children, args.max_minutes, osp.join(args.out, 'mutmut.log'))
+        rc = run_mutmut(copy, args.only, args.max_children, args.max_minutes, osp.join(args.out, 'mutmut.log'),
+                        GROUPS[args.group].env)
         meta_by_file = {}
         for path in mutated:
             meta = osp.join(copy, 'mutants', path + '.meta')
