@@ -227,3 +227,10 @@ def test_per_class_state_into_a_controller_with_per_class_targets():
     c = controller(per_class=True, target=[0.1, 0.2, 0.3])
     c.load_state_dict(state(per_class=True, num_classes=3))
     assert c.num_classes == 3 and c.gamma_neg.tolist() == [4.5] * 3
+
+
+def test_outside_adaptive_bounds_per_class_names_the_class():
+    c = controller(per_class=True, gamma_max=10.0)
+    refused(ValueError, "adaptive state['gamma_neg'] lies outside adaptive.gamma_min/gamma_max = [0.0, 10.0], which "
+            'no update leaves: 1 of 3 classes, e.g. class 1: 12.0', c.load_state_dict,
+            state(per_class=True, gamma_neg=torch.tensor([4.5, 12.0, 4.5], dtype=F64)))

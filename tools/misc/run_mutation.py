@@ -70,7 +70,7 @@ GROUPS: Dict[str, Group] = {
                  ('tests/test_loss_eager.py', 'tests/test_loss_errors.py', 'tests/test_loss_math.py',
                   'tests/test_loss_paths.py', 'tests/test_loss_validation.py', 'tests/test_probability_gap.py',
                   'tests/test_quality_focal_loss.py', 'tests/test_quality_kernel.py', 'tests/test_single_label_asl.py',
-                  'tests/test_roi_head_asl.py'),
+                  'tests/test_roi_head_asl.py', 'tests/test_mutation_survivors_ops.py'),
                  # MMDET_ASL_COMPILE=0 runs impl='compiled' as the eager kernel (the same code, unfused): a
                  # torch.compile per mutant would cost minutes. The test of the fallback after a compiler
                  # failure needs the compiled path, so it cannot run under it.
