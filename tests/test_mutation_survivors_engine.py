@@ -3,17 +3,28 @@
 The adaptive asymmetry controller (Eq. 11): the exact text of each refusal of ``check_adaptive_cfg`` and
 ``load_state_dict``, the open and closed ends of every bound, the types it returns (floats, ints, a tuple of
 targets), float64 pooling of float32 sums, fractional (soft-target) slot counts, the global mode summing
-per-class sums, warm-up masks, and a saved value still at its starting point. Every expected value is
-written by hand from the numbers the test passes in.
+per-class sums, warm-up masks, and a saved value still at its starting point. ProbabilityGapHook, driven
+through a stand-in runner with fixed probe sums: its argument checks, the losses it finds (a wrapped model
+included), where the start values come from and the line that says so, the scalars of each loss, the
+per-class log pooled over its interval, the one all-reduce of every loss's sums under DDP. ChannelsLastHook:
+a wrapped model, its message, a second run. Every expected
+value is written by hand from the numbers the test passes in.
 """
-import re
+import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
+from mmengine.dist.dist import _get_reduce_op
+from mmengine.model import BaseModel
 
-from mmdet_asl.engine import AsymmetryController
+from mmdet_asl.engine import AsymmetryController, ChannelsLastHook
+from mmdet_asl.engine import probability_gap_hook as hook_module
 from mmdet_asl.engine.asymmetry_controller import check_adaptive_cfg, probability_gap_from_sums
+from mmdet_asl.engine.channels_last_hook import feed_channels_last
+from mmdet_asl.engine.probability_gap_hook import ProbabilityGapHook, _short
+from mmdet_asl.models import AsymmetricLoss
 
 F64 = torch.float64
 
@@ -234,3 +245,239 @@ def test_outside_adaptive_bounds_per_class_names_the_class():
     refused(ValueError, "adaptive state['gamma_neg'] lies outside adaptive.gamma_min/gamma_max = [0.0, 10.0], which "
             'no update leaves: 1 of 3 classes, e.g. class 1: 12.0', c.load_state_dict,
             state(per_class=True, gamma_neg=torch.tensor([4.5, 12.0, 4.5], dtype=F64)))
+
+
+# ------------------------------------------------------------------------------------ ProbabilityGapHook
+class Hub:
+    def __init__(self):
+        self.scalars = {}
+
+    def update_scalar(self, key, value):
+        self.scalars.setdefault(key, []).append(value)
+
+
+class Log:
+    def __init__(self):
+        self.lines = []
+
+    def info(self, line):
+        self.lines.append(line)
+
+
+class TwoLosses(torch.nn.Module):
+    def __init__(self, second=True):
+        super().__init__()
+        self.loss_cls = AsymmetricLoss(gamma_neg=4.0, clip=0.05)
+        self.aux_loss = AsymmetricLoss(gamma_neg=2.0, clip=0.1) if second else None
+
+
+def fake_runner(model, tmp_path, iteration=0, hooks=None):
+    runner = SimpleNamespace(model=model, iter=iteration, message_hub=Hub(), logger=Log(), log_dir=str(tmp_path))
+    if hooks is not None:
+        runner.hooks = hooks
+    return runner
+
+
+def feed(loss, *sums):
+    """Make ``loss.pop_probe_sums()`` return ``sums`` one after the other (the loss's own forward is tested
+    elsewhere)."""
+    queue = [torch.as_tensor(s, dtype=F64) for s in sums]
+    loss.pop_probe_sums = lambda: queue.pop(0) if queue else torch.zeros(4, dtype=F64)
+
+
+def test_hook_arguments():
+    assert ProbabilityGapHook().per_class_interval == 50
+    assert ProbabilityGapHook(per_class_interval=1).per_class_interval == 1
+    assert ProbabilityGapHook(adaptive=dict(target=0.1)).per_class is False
+    assert ProbabilityGapHook(adaptive=dict(target=0.1, per_class=True)).per_class is True
+    refused(TypeError, 'prefix must be a str, got int', ProbabilityGapHook, prefix=1)
+    for losses in ([], 'loss_cls', ['loss_cls', 2]):
+        refused(TypeError, f'losses must be None or a non-empty list of module names, got {losses!r}',
+                ProbabilityGapHook, losses=losses)
+    for interval in (True, 0, 1.0):
+        refused(ValueError, f'per_class_interval must be an integer >= 1, got {interval!r}', ProbabilityGapHook,
+                per_class_interval=interval)
+
+
+def test_find_losses(tmp_path):
+    hook = ProbabilityGapHook()
+    assert list(hook.find_losses(torch.nn.DataParallel(TwoLosses()))) == ['loss_cls', 'aux_loss']  # unwrapped
+    refused(ValueError, "ProbabilityGapHook losses=['nope'] are not AsymmetricLoss modules of the model; it has "
+            "['aux_loss', 'loss_cls']", ProbabilityGapHook(losses=['nope']).find_losses, TwoLosses())
+    refused(RuntimeError, "ProbabilityGapHook found no mmdet_asl AsymmetricLoss in the model. Use loss "
+            "type='AsymmetricLoss' (MMDetection) or 'mmdet.AsymmetricLoss' (MMPretrain); CE is "
+            'gamma_pos=gamma_neg=clip=0, focal loss gamma_pos=gamma_neg=gamma, clip=0.', hook.find_losses,
+            torch.nn.Linear(1, 1))
+
+
+def test_two_hooks_on_all_losses_refused(tmp_path):
+    first, second = ProbabilityGapHook(), ProbabilityGapHook()
+    refused(ValueError, "two ProbabilityGapHooks probe the same loss(es) ['aux_loss', 'loss_cls']: their sums would "
+            'be split between them; give each hook its own losses=[...]', first.before_run,
+            fake_runner(TwoLosses(), tmp_path, hooks=[first, second]))
+
+
+def test_before_train_alone_finds_the_losses(tmp_path):
+    """A runner without a ``hooks`` list, and before_train without before_run: the losses are found and probed."""
+    model = TwoLosses()
+    hook = ProbabilityGapHook()
+    hook.before_train(fake_runner(model, tmp_path))
+    assert model.loss_cls.probe and model.aux_loss.probe and not model.loss_cls.probe_per_class
+    assert not model.loss_cls.gamma_neg_dynamic  # probe only: nothing adapted
+
+
+@pytest.mark.parametrize('adapt,gamma_dynamic,clip_dynamic', [
+    (('gamma_neg', ), True, False), (('clip', ), False, True), (('gamma_neg', 'clip'), True, True)])
+def test_adapted_values_become_tensor_inputs(tmp_path, adapt, gamma_dynamic, clip_dynamic):
+    model = TwoLosses(second=False)
+    hook = ProbabilityGapHook(adaptive=dict(target=0.1, adapt=adapt))
+    hook.before_run(fake_runner(model, tmp_path))
+    hook.before_train(fake_runner(model, tmp_path))
+    assert (model.loss_cls.gamma_neg_dynamic, model.loss_cls.clip_dynamic) == (gamma_dynamic, clip_dynamic)
+
+
+def test_dynamic_flags_are_kept(tmp_path):
+    """A gamma- that is already a kernel input (a per-class gamma-) stays one when only m is adapted."""
+    model = TwoLosses(second=False)
+    model.loss_cls.gamma_neg_dynamic = True
+    hook = ProbabilityGapHook(adaptive=dict(target=0.1, adapt=('clip', )))
+    hook.before_train(fake_runner(model, tmp_path))
+    assert model.loss_cls.gamma_neg_dynamic and model.loss_cls.clip_dynamic
+
+
+def saved_state(gamma, clip):
+    return dict(per_class=False, gamma_neg=torch.tensor(gamma, dtype=F64), clip=torch.tensor(clip, dtype=F64),
+                pending=torch.zeros(4, dtype=F64))
+
+
+@pytest.mark.parametrize('iteration,init,saved,gamma,clip,source', [
+    (1, 'config', {'loss_cls': saved_state(3.0, 0.1)}, 3.0, 0.1, 'the checkpoint (resumed)'),
+    (0, 'checkpoint', {'loss_cls': saved_state(3.0, 0.1)}, 3.0, 0.1, "the checkpoint (adaptive.init='checkpoint')"),
+    (0, 'checkpoint', {}, 4.0, 0.05, 'the config (the checkpoint has no adaptive state for this loss)'),
+    (0, 'config', {'loss_cls': saved_state(3.0, 0.1)}, 4.0, 0.05,
+     "the config (the checkpoint's adapted gamma-=3, m=0.1 are not used; adaptive.init='checkpoint' would keep "
+     'them)'),
+])
+def test_start_values_and_their_source(tmp_path, iteration, init, saved, gamma, clip, source):
+    model = TwoLosses(second=False)
+    hook = ProbabilityGapHook(adaptive=dict(target=0.1, adapt=('clip', ), init=init))
+    runner = fake_runner(model, tmp_path, iteration)
+    hook.before_run(runner)
+    hook.after_load_checkpoint(runner, {'probability_gap': saved})
+    hook.before_train(runner)
+    assert model.loss_cls.gamma_neg == gamma and model.loss_cls.clip == clip
+    assert runner.logger.lines == [f'ProbabilityGapHook: loss_cls starts with gamma-={gamma:.4g}, m={clip:.4g} '
+                                   f'from {source}']
+
+
+def test_probe_only_logs_every_loss(tmp_path):
+    """Two losses, no adaptation: each one's p_t+, p_t-, Delta p under its own name; a side without slots
+    is not logged."""
+    model = TwoLosses()
+    hook = ProbabilityGapHook()
+    runner = fake_runner(model, tmp_path)
+    hook.before_train(runner)
+    feed(model.loss_cls, [1.5, 2.0, 2.4, 4.0])
+    feed(model.aux_loss, [0.0, 0.0, 1.0, 2.0])
+    hook.after_train_iter(runner, 0)
+    assert runner.message_hub.scalars == {
+        'train/asl_pt_pos/loss_cls': [0.75], 'train/asl_pt_neg/loss_cls': [0.6],
+        'train/asl_dp/loss_cls': [pytest.approx(0.15, abs=1e-15)], 'train/asl_pt_neg/aux_loss': [0.5]}
+
+
+def test_per_class_logs_pool_the_classes_and_the_interval(tmp_path):
+    """Per class, the logged scalars are the gap of the sums over the classes; the per-class file gets one
+    line per interval (here 2 iterations) with the pooled positives and Delta p (None where undefined)."""
+    model = TwoLosses(second=False)
+    hook = ProbabilityGapHook(adaptive=dict(target=0.1, per_class=True, min_positives=100), per_class_interval=2)
+    runner = fake_runner(model, tmp_path)
+    hook.before_train(runner)
+    feed(model.loss_cls, [[0.5, 1.0, 1.0, 2.0], [0.0, 0.0, 3.0, 4.0]], [[1.0, 1.0, 1.5, 2.0], [0.0, 0.0, 0.0, 0.0]])
+    hook.after_train_iter(runner, 0)
+    # classes pooled: p_t+ = 0.5 / 1, p_t- = 4 / 6
+    assert runner.message_hub.scalars['train/asl_pt_pos'] == [0.5]
+    assert runner.message_hub.scalars['train/asl_pt_neg'] == [pytest.approx(4 / 6, abs=1e-15)]
+    assert runner.message_hub.scalars['train/asl_gamma_neg'] == [4.0]
+    log = tmp_path / 'probability_gap_per_class.jsonl'
+    assert not log.exists()
+    runner.iter = 1
+    hook.after_train_iter(runner, 1)
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    # class 0 over both iterations: p_t+ = 1.5 / 2, p_t- = 2.5 / 4; class 1: no positive
+    assert lines == [dict(iter=2, loss='loss_cls', positives=[2.0, 0.0], dp=[pytest.approx(0.125, abs=1e-15), None],
+                          gamma_neg=[4.0, 4.0], clip=[0.05, 0.05])]
+
+
+def test_per_class_mode_refuses_global_sums(tmp_path):
+    model = TwoLosses(second=False)
+    hook = ProbabilityGapHook(adaptive=dict(target=0.1, per_class=True))
+    runner = fake_runner(model, tmp_path)
+    hook.before_train(runner)
+    feed(model.loss_cls, [1.0, 1.0, 1.0, 1.0])
+    refused(RuntimeError, 'ProbabilityGapHook(adaptive.per_class=True): loss_cls.pop_probe_sums() returned (4,), '
+            'not per-class (C, 4) sums', hook.after_train_iter, runner, 0)
+
+
+def test_distributed_sums_are_reduced_per_loss(tmp_path, monkeypatch):
+    """Under DDP the sums of every loss go through one all-reduce ('sum'), and come back to their own shapes:
+    here a second rank with the same sums doubles them."""
+    calls = []
+
+    def all_reduce(data, op='sum', group=None):
+        calls.append((tuple(data.shape), _get_reduce_op(op)))
+        data.mul_(2)
+
+    monkeypatch.setattr(hook_module.dist, 'is_distributed', lambda: True)
+    monkeypatch.setattr(hook_module.dist, 'all_reduce', all_reduce)
+    model = TwoLosses()
+    hook = ProbabilityGapHook(adaptive=dict(target=0.1, per_class=True))
+    hook.before_run(fake_runner(model, tmp_path))
+    feed(model.loss_cls, [[0.5, 1.0, 1.0, 2.0], [0.0, 0.0, 3.0, 4.0]])
+    feed(model.aux_loss, [[1.0, 2.0, 0.5, 1.0], [0.25, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 1.0]])
+    sums = hook._reduced_sums()
+    assert calls == [((20, ), torch.distributed.ReduceOp.SUM)]
+    assert sums['loss_cls'].tolist() == [[1.0, 2.0, 2.0, 4.0], [0.0, 0.0, 6.0, 8.0]]
+    assert sums['aux_loss'].tolist() == [[2.0, 4.0, 1.0, 2.0], [0.5, 2.0, 0.0, 0.0], [0.0, 0.0, 2.0, 2.0]]
+
+
+def test_short_values_in_the_start_line():
+    """Four significant digits of the float64 value: 2.0005 is 2.000500000000000167 in float64 (2.001), 2.0004999
+    in float32 (2.000); a range per class."""
+    assert _short(2.0005) == '2.001'
+    assert _short(torch.tensor([1.0, 2.5, 0.5])) == '[0.5 .. 2.5] over 3 classes'
+
+
+# -------------------------------------------------------------------------------------- ChannelsLastHook
+class ImageModel(BaseModel):
+    def forward(self, inputs, data_samples=None, mode='tensor'):
+        return inputs
+
+
+def nhwc(output):
+    return output['inputs'].is_contiguous(memory_format=torch.channels_last)
+
+
+def test_channels_last_through_a_model_wrapper():
+    model = ImageModel()
+    handle = feed_channels_last(torch.nn.DataParallel(model))
+    assert nhwc(model.data_preprocessor(dict(inputs=torch.zeros(2, 3, 4, 5)), False))
+    handle.remove()
+    assert not nhwc(model.data_preprocessor(dict(inputs=torch.zeros(2, 3, 4, 5)), False))
+
+
+def test_channels_last_message():
+    refused(TypeError, 'ChannelsLastHook needs a model with a data_preprocessor module; Linear has NoneType',
+            feed_channels_last, torch.nn.Linear(1, 1))
+
+
+def test_channels_last_hook_in_a_second_run():
+    """after_run removes the forward hook; the next run's before_run installs it again."""
+    model = ImageModel()
+    runner = SimpleNamespace(model=model)
+    hook = ChannelsLastHook()
+    batch = dict(inputs=torch.zeros(2, 3, 4, 5))
+    for _ in range(2):
+        hook.before_run(runner)
+        assert nhwc(model.data_preprocessor(batch, False))
+        hook.after_run(runner)
+        assert not nhwc(model.data_preprocessor(batch, False))
