@@ -336,11 +336,12 @@ def test_adapted_values_become_tensor_inputs(tmp_path, adapt, gamma_dynamic, cli
     assert (model.loss_cls.gamma_neg_dynamic, model.loss_cls.clip_dynamic) == (gamma_dynamic, clip_dynamic)
 
 
-def test_dynamic_flags_are_kept(tmp_path):
-    """A gamma- that is already a kernel input (a per-class gamma-) stays one when only m is adapted."""
+@pytest.mark.parametrize('adapt', [('clip', ), ('gamma_neg', )])
+def test_dynamic_flags_are_kept(tmp_path, adapt):
+    """A gamma- or m that is already a kernel input (one per class) stays one when only the other is adapted."""
     model = TwoLosses(second=False)
-    model.loss_cls.gamma_neg_dynamic = True
-    hook = ProbabilityGapHook(adaptive=dict(target=0.1, adapt=('clip', )))
+    model.loss_cls.gamma_neg_dynamic = model.loss_cls.clip_dynamic = True
+    hook = ProbabilityGapHook(adaptive=dict(target=0.1, adapt=adapt))
     hook.before_train(fake_runner(model, tmp_path))
     assert model.loss_cls.gamma_neg_dynamic and model.loss_cls.clip_dynamic
 
@@ -387,24 +388,27 @@ def test_probe_only_logs_every_loss(tmp_path):
 
 def test_per_class_logs_pool_the_classes_and_the_interval(tmp_path):
     """Per class, the logged scalars are the gap of the sums over the classes; the per-class file gets one
-    line per interval (here 2 iterations) with the pooled positives and Delta p (None where undefined)."""
+    line per interval (here 3 iterations, written after the third) with the pooled positives and Delta p
+    (None where undefined)."""
     model = TwoLosses(second=False)
-    hook = ProbabilityGapHook(adaptive=dict(target=0.1, per_class=True, min_positives=100), per_class_interval=2)
+    hook = ProbabilityGapHook(adaptive=dict(target=0.1, per_class=True, min_positives=100), per_class_interval=3)
     runner = fake_runner(model, tmp_path)
     hook.before_train(runner)
-    feed(model.loss_cls, [[0.5, 1.0, 1.0, 2.0], [0.0, 0.0, 3.0, 4.0]], [[1.0, 1.0, 1.5, 2.0], [0.0, 0.0, 0.0, 0.0]])
+    feed(model.loss_cls, [[0.5, 1.0, 1.0, 2.0], [0.0, 0.0, 3.0, 4.0]], [[1.0, 1.0, 1.5, 2.0], [0.0, 0.0, 0.0, 0.0]],
+         [[0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 1.0, 2.0]])
     hook.after_train_iter(runner, 0)
     # classes pooled: p_t+ = 0.5 / 1, p_t- = 4 / 6
     assert runner.message_hub.scalars['train/asl_pt_pos'] == [0.5]
     assert runner.message_hub.scalars['train/asl_pt_neg'] == [pytest.approx(4 / 6, abs=1e-15)]
     assert runner.message_hub.scalars['train/asl_gamma_neg'] == [4.0]
     log = tmp_path / 'probability_gap_per_class.jsonl'
-    assert not log.exists()
-    runner.iter = 1
-    hook.after_train_iter(runner, 1)
+    for iteration in (1, 2):
+        assert not log.exists()
+        runner.iter = iteration
+        hook.after_train_iter(runner, iteration)
     lines = [json.loads(line) for line in log.read_text().splitlines()]
-    # class 0 over both iterations: p_t+ = 1.5 / 2, p_t- = 2.5 / 4; class 1: no positive
-    assert lines == [dict(iter=2, loss='loss_cls', positives=[2.0, 0.0], dp=[pytest.approx(0.125, abs=1e-15), None],
+    # class 0 over the three iterations: p_t+ = 1.5 / 2, p_t- = 2.5 / 4; class 1: no positive
+    assert lines == [dict(iter=3, loss='loss_cls', positives=[2.0, 0.0], dp=[pytest.approx(0.125, abs=1e-15), None],
                           gamma_neg=[4.0, 4.0], clip=[0.05, 0.05])]
 
 

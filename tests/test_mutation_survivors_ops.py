@@ -23,7 +23,7 @@ from mmdet_asl.ops.asl.checks import (
     check_real,
     check_values,
 )
-from mmdet_asl.ops.asl.function import apply_quality_focal_loss
+from mmdet_asl.ops.asl.function import apply_asymmetric_loss, apply_quality_focal_loss
 from mmdet_asl.ops.asl.kernel import KernelOutputs
 from mmdet_asl.ops.asl.params import ASLParams, ExecOptions
 from mmdet_asl.ops.asl.quality import quality_loss_and_grad
@@ -309,3 +309,26 @@ def test_single_label_messages(logits, labels, message):
 def test_single_label_message_of_soft_targets():
     refused(TypeError, 'labels must be integer class indices (any integer dtype), got torch.float32; soft or one-hot '
             'targets are not single labels', asymmetric_loss_single_label, torch.zeros(2, 3), torch.zeros(2))
+
+
+# ------------------------------------------------------------------------------------------- kernel.py
+def test_per_class_probe_sums_of_dense_targets_are_float64():
+    z = torch.tensor([[0.5, -1.0], [2.0, 0.0]])
+    _, sums = apply_asymmetric_loss(z, torch.tensor([[1.0, 0.0], [0.0, 1.0]]), return_probe=True,
+                                    probe_per_class=True)
+    assert sums.dtype == F64
+    p = [[sigmoid(0.5), sigmoid(-1.0)], [sigmoid(2.0), 0.5]]
+    expected = [[p[0][0], 1.0, 1 - p[1][0], 1.0], [p[1][1], 1.0, 1 - p[0][1], 1.0]]
+    assert sums.flatten().tolist() == pytest.approx([v for row in expected for v in row], rel=1e-7)
+
+
+def test_positive_slots_of_index_labels_are_computed_in_float64():
+    """For float32 logits the positive slot's term is computed in float64 and rounded once: it equals the float64
+    specification rounded to float32, bit for bit."""
+    z = torch.linspace(-6.0, 6.0, 241).reshape(-1, 1).repeat(1, 2)
+    labels = torch.zeros(241, dtype=torch.int64)  # column 0 positive
+    loss = apply_asymmetric_loss(z, labels, params=ASLParams(gamma_pos=1.0, gamma_neg=4.0, clip=0.05))
+    dense = torch.zeros(241, 2, dtype=F64)
+    dense[:, 0] = 1.0
+    expected = asymmetric_loss_reference(z.double(), dense, gamma_pos=1.0, gamma_neg=4.0, clip=0.05)
+    assert torch.equal(loss[:, 0], expected[:, 0].float())
