@@ -472,6 +472,8 @@ def test_channels_last_through_a_model_wrapper():
 def test_channels_last_message():
     refused(TypeError, 'ChannelsLastHook needs a model with a data_preprocessor module; Linear has NoneType',
             feed_channels_last, torch.nn.Linear(1, 1))
+    refused(TypeError, 'ChannelsLastHook needs a model with a data_preprocessor module; SimpleNamespace has dict',
+            feed_channels_last, SimpleNamespace(data_preprocessor=dict(type='DetDataPreprocessor')))
 
 
 def test_channels_last_hook_in_a_second_run():
