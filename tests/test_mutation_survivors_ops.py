@@ -2,7 +2,10 @@
 
 Argument checks (``checks.py``): the exact text of each refusal (the interval's open and closed ends, the
 argument's name, the offending type), every branch of the layout and value checks, and the numbers they
-return. The quality focal loss (``quality.py``): weights without a gradient, the sum's dtype, the gradient
+return. The operator (``function.py``): the compiled path through a stand-in ``torch.compile`` (one compile per
+configuration, a float scale as a tensor input, the warning after a compiler failure), the scaled backward,
+empty and one-element batches, every refusal. The kernel (``kernel.py``): float64 probe sums and positive
+slots. The quality focal loss (``quality.py``): weights without a gradient, the sum's dtype, the gradient
 where q = p, the fused form run eagerly. Single-label ASL (``single_label.py``): defaults, dtypes, the
 unfloored log-softmax, every refusal. The specification (``reference.py``): its default hyper-parameters, 0 ** gamma, dense targets, the
 probability gap of fractional counts, float64 probe sums. Each expected message or value is written by hand
@@ -12,7 +15,9 @@ import math
 
 import pytest
 import torch
+from torch._dynamo.exc import Unsupported
 
+from mmdet_asl.ops.asl import function as asl_function
 from mmdet_asl.ops.asl.checks import (
     check_avg_factor,
     check_gamma_neg,
@@ -23,11 +28,10 @@ from mmdet_asl.ops.asl.checks import (
     check_real,
     check_values,
 )
-from mmdet_asl.ops.asl.function import apply_asymmetric_loss, apply_quality_focal_loss
+from mmdet_asl.ops.asl.function import apply_asymmetric_loss, apply_quality_focal_loss, asymmetric_loss
 from mmdet_asl.ops.asl.kernel import KernelOutputs
 from mmdet_asl.ops.asl.params import ASLParams, ExecOptions
 from mmdet_asl.ops.asl.quality import quality_loss_and_grad
-from mmdet_asl.ops.asl.single_label import asymmetric_loss_single_label
 from mmdet_asl.ops.asl.reference import (
     asymmetric_loss_reference,
     dense_target,
@@ -37,6 +41,7 @@ from mmdet_asl.ops.asl.reference import (
     quality_asymmetric_loss_reference,
     varifocal_asymmetric_loss_reference,
 )
+from mmdet_asl.ops.asl.single_label import asymmetric_loss_single_label
 
 F64 = torch.float64
 
@@ -332,3 +337,164 @@ def test_positive_slots_of_index_labels_are_computed_in_float64():
     dense[:, 0] = 1.0
     expected = asymmetric_loss_reference(z.double(), dense, gamma_pos=1.0, gamma_neg=4.0, clip=0.05)
     assert torch.equal(loss[:, 0], expected[:, 0].float())
+
+
+# ----------------------------------------------------------------------------------------- function.py
+@pytest.fixture
+def fake_compiler(monkeypatch):
+    """impl='compiled' reaches ``torch.compile`` (the environment's override off), which records each call
+    and returns the function it was given, run eagerly; each call's arguments are recorded too."""
+    compiled = []
+
+    def compile(fn, **kwargs):
+        def run(*args):
+            compiled[-1]['calls'].append(args)
+            return fn(*args)
+        compiled.append(dict(name=fn.__code__.co_name, kwargs=kwargs, calls=[]))
+        return run
+
+    monkeypatch.setattr(asl_function, 'IMPL_OVERRIDE', None)
+    monkeypatch.setattr(asl_function, '_compiled', {})
+    monkeypatch.setattr(asl_function, '_compiler_failure', None)
+    monkeypatch.setattr(torch, 'compile', compile)
+    return compiled
+
+
+def test_compiled_kernels_per_configuration(fake_compiler):
+    z, target = torch.tensor([[0.5, -1.0], [2.0, 0.0]]), torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    eager = apply_asymmetric_loss(z, target, reduce=True, scale=0.5)
+    options = ExecOptions('compiled', True)
+    loss = apply_asymmetric_loss(z, target, options=options, reduce=True, scale=0.5)
+    assert float(loss) == pytest.approx(float(eager), rel=1e-6)
+    apply_asymmetric_loss(z, target, options=options, reduce=True, scale=0.25)  # same configuration
+    apply_asymmetric_loss(z, target, params=ASLParams(gamma_neg=2.0), options=options, reduce=True)
+    apply_asymmetric_loss(z, target, options=options)  # other outputs: element-wise
+    assert [c['name'] for c in fake_compiler] == ['loss_and_grad_0', 'loss_and_grad_1', 'loss_and_grad_2']
+    assert all(c['kwargs'] == dict(fullgraph=True, options=asl_function.INDUCTOR_OPTIONS) for c in fake_compiler)
+    # a Python float scale reaches the compiled kernel as a 0-dim tensor (an input, not a constant)
+    scales = [args[4] for args in fake_compiler[0]['calls']]
+    assert all(isinstance(s, torch.Tensor) and s.dim() == 0 for s in scales)
+    assert [float(s) for s in scales] == [0.5, 0.25]
+    quality = apply_quality_focal_loss(z, target, target > 0, impl='compiled', scale=2.0)
+    assert fake_compiler[-1]['name'] == 'quality_loss_and_grad_3'
+    assert isinstance(fake_compiler[-1]['calls'][0][4], torch.Tensor)
+    torch.testing.assert_close(quality, 2.0 * apply_quality_focal_loss(z, target, target > 0))
+
+
+def test_compiler_failure_warns_once_and_runs_eagerly(monkeypatch):
+    def broken(fn, **kwargs):
+        def run(*args):
+            raise Unsupported('no such construct\nsecond line')
+        return run
+
+    monkeypatch.setattr(asl_function, 'IMPL_OVERRIDE', None)
+    monkeypatch.setattr(asl_function, '_compiled', {})
+    monkeypatch.setattr(asl_function, '_compiler_failure', None)
+    monkeypatch.setattr(torch, 'compile', broken)
+    z, target = torch.tensor([[0.5, -1.0]]), torch.tensor([[1.0, 0.0]])
+    with pytest.warns(UserWarning) as record:
+        loss = apply_asymmetric_loss(z, target, options=ExecOptions('compiled', True), scale=0.5)
+    assert [str(w.message) for w in record] == [
+        'mmdet_asl: torch.compile failed to compile the ASL kernel (Unsupported: no such construct); the eager '
+        "kernel computes the loss instead (impl='eager' skips compiling)."]
+    assert asl_function._compiler_failure == 'Unsupported: no such construct'
+    torch.testing.assert_close(loss, 0.5 * apply_asymmetric_loss(z, target))
+    # afterwards nothing is compiled again, and a float scale stays a float
+    assert asl_function._scale_input(0.5, 'compiled', z) == 0.5
+
+
+def test_scale_input():
+    z = torch.zeros(1, 1)
+    assert asl_function._scale_input(0.5, 'eager', z) == 0.5 and asl_function._scale_input(None, 'compiled', z) is None
+    tensor = torch.tensor(0.5)
+    assert asl_function._scale_input(tensor, 'compiled', z) is tensor
+
+
+def test_backward_scales_the_saved_gradient():
+    """d(2 L)/dz = 2 dL/dz for the summed loss and for the quality focal loss; float16 logits get float16
+    gradients."""
+    z, target = torch.tensor([[0.5, -1.0], [2.0, 0.0]]), torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    for fn in (lambda x: apply_asymmetric_loss(x, target, reduce=True),
+               lambda x: apply_quality_focal_loss(x, target, target > 0, reduce=True)):
+        once, twice = z.clone().requires_grad_(), z.clone().requires_grad_()
+        fn(once).backward()
+        (2 * fn(twice)).backward()
+        torch.testing.assert_close(twice.grad, 2 * once.grad)
+    half = z.half().requires_grad_()
+    apply_asymmetric_loss(half, target, reduce=True).backward()
+    assert half.grad.dtype == torch.float16
+
+
+def test_probe_sums_carry_no_gradient():
+    z = torch.tensor([[0.5, -1.0]], requires_grad=True)
+    loss, sums = apply_asymmetric_loss(z, torch.tensor([[1.0, 0.0]]), return_probe=True)
+    assert loss.requires_grad and not sums.requires_grad
+
+
+def test_apply_asymmetric_loss_arguments():
+    z, target = torch.zeros(2, 3), torch.zeros(2, 3)
+    assert apply_asymmetric_loss(z, target).shape == (2, 3)  # element-wise by default
+    for clip, shown in ((0.1, '0.1'), (torch.tensor(1), 'tensor(1)'), (torch.zeros(2, 2), repr(torch.zeros(2, 2)))):
+        refused(TypeError, f'clip as a tensor must be a floating 0-dim or (C,) tensor, got {shown}',
+                apply_asymmetric_loss, z, target, clip=clip)
+    refused(TypeError, "scale must be a real number, got str ('a')", apply_asymmetric_loss, z, target, scale='a')
+    refused(TypeError, "scale must be a real number, got str ('a')", apply_quality_focal_loss, z, target, target > 0,
+            scale='a')
+
+
+@pytest.mark.parametrize('fn', ['asymmetric', 'quality'])
+def test_empty_and_single_element_batches(fn):
+    def loss(z, **kwargs):
+        if fn == 'asymmetric':
+            return apply_asymmetric_loss(z, torch.zeros(z.shape), **kwargs)
+        return apply_quality_focal_loss(z, torch.zeros(z.shape), torch.zeros(z.shape, dtype=torch.bool), **kwargs)
+
+    empty = torch.zeros(0, 3, dtype=torch.float16)
+    assert loss(empty).shape == (0, 3) and loss(empty).dtype == torch.float32
+    total = loss(empty, reduce=True)
+    assert total.shape == () and float(total) == 0.0 and total.dtype == torch.float32
+    # one element is no empty batch: the negative at z = 2 with the defaults costs p_m^g (-log(1 - p_m))
+    p = sigmoid(2.0)
+    expected = -(p - 0.05)**4 * math.log(1 - (p - 0.05)) if fn == 'asymmetric' else -p**2 * math.log(1 - p)
+    assert float(loss(torch.full((1, 1), 2.0, dtype=F64))) == pytest.approx(expected, rel=1e-13)
+
+
+def test_empty_batch_probe_sums():
+    empty = torch.zeros(0, 3)
+    loss, sums = apply_asymmetric_loss(empty, torch.zeros(0, 3), return_probe=True)
+    assert sums.dtype == F64 and sums.tolist() == [0.0] * 4
+    _, sums = apply_asymmetric_loss(empty, torch.zeros(0, 3), return_probe=True, probe_per_class=True)
+    assert sums.dtype == F64 and sums.shape == (3, 4) and not sums.any()
+
+
+def test_quality_argument_messages():
+    z = torch.zeros(2, 3)
+    q, pos = torch.zeros(2, 3), torch.zeros(2, 3, dtype=torch.bool)
+    cases = [
+        (([[0.0]], q, pos), {}, 'logits must be an (N, C) floating tensor, got list'),
+        ((torch.zeros(3), q, pos), {}, 'logits must be an (N, C) floating tensor, got (3,)'),
+        ((z, [[0.0]], pos), {}, 'quality must be a tensor of the shape of logits (2, 3), got list'),
+        ((z, q, torch.zeros(2, dtype=torch.bool)), {}, 'positive must be a tensor of the shape of logits (2, 3), got '
+         '(2,)'),
+        ((z, q, pos), dict(weight=[1.0, 1.0]), 'weight must be (2, 1) or (2, 3), got list'),
+        ((z, q, pos), dict(weight=torch.ones(2)), 'weight must be (2, 1) or (2, 3), got (2,)'),
+        ((z, q, pos), dict(weight=torch.ones(3, 1)), 'weight must be (2, 1) or (2, 3), got (3, 1)'),
+    ]
+    for args, kwargs, message in cases:
+        refused(ValueError, message, apply_quality_focal_loss, *args, **kwargs)
+
+
+def test_quality_tensor_scale():
+    z, quality, positive = quality_inputs()
+    scaled = apply_quality_focal_loss(z, quality, positive, scale=torch.tensor(0.5))
+    torch.testing.assert_close(scaled, 0.5 * quality_asymmetric_loss_reference(z, quality, positive), rtol=1e-13,
+                               atol=0)
+
+
+def test_asymmetric_loss_defaults_and_validate_off():
+    z = torch.tensor([[0.0, 2.0]], dtype=F64)
+    p_m = sigmoid(2.0) - 0.05  # gamma+ = 0, gamma- = 4, m = 0.05
+    assert asymmetric_loss(z, torch.tensor([[1.0, 0.0]], dtype=F64)).tolist()[0] == pytest.approx(
+        [math.log(2.0), -p_m**4 * math.log(1.0 - p_m)], rel=1e-14)
+    nan = asymmetric_loss(torch.tensor([[math.nan]]), torch.tensor([[1.0]]), validate=False)  # not checked
+    assert math.isnan(float(nan))

@@ -73,7 +73,8 @@ GROUPS: Dict[str, Group] = {
                   'tests/test_roi_head_asl.py', 'tests/test_mutation_survivors_ops.py'),
                  # MMDET_ASL_COMPILE=0 runs impl='compiled' as the eager kernel (the same code, unfused): a
                  # torch.compile per mutant would cost minutes. The test of the fallback after a compiler
-                 # failure needs the compiled path, so it cannot run under it.
+                 # failure needs the compiled path, so it cannot run under it (test_mutation_survivors_ops.py
+                 # checks the fallback with a stand-in compiler and the override switched off).
                  ('tests/test_quality_kernel.py::test_compiler_failure_runs_the_eager_kernel', ),
                  (('MMDET_ASL_COMPILE', '0'), )),
     'engine': Group(('mmdet_asl/engine/*.py', ),
