@@ -7,9 +7,9 @@ configuration, a float scale as a tensor input, the warning after a compiler fai
 empty and one-element batches, every refusal. The kernel (``kernel.py``): float64 probe sums and positive
 slots. The quality focal loss (``quality.py``): weights without a gradient, the sum's dtype, the gradient
 where q = p, the fused form run eagerly. Single-label ASL (``single_label.py``): defaults, dtypes, the
-unfloored log-softmax, every refusal. The specification (``reference.py``): its default hyper-parameters, 0 ** gamma, dense targets, the
-probability gap of fractional counts, float64 probe sums. Each expected message or value is written by hand
-from the input the test builds, or computed with Python's float64 ``math``.
+unfloored log-softmax, every refusal. The specification (``reference.py``): its default hyper-parameters,
+0 ** gamma, dense targets, the probability gap of fractional counts, float64 probe sums. Each expected message
+or value is written by hand from the input the test builds, or computed with Python's float64 ``math``.
 """
 import math
 
