@@ -383,6 +383,17 @@ def test_compiled_kernels_per_configuration(fake_compiler):
     torch.testing.assert_close(quality, 2.0 * apply_quality_focal_loss(z, target, target > 0))
 
 
+def test_compiled_kernels_of_both_losses_with_equal_settings(fake_compiler):
+    """The ASL and the quality focal loss with the same hyper-parameters and outputs are two kernels."""
+    z, target = torch.tensor([[0.5, -1.0]]), torch.tensor([[1.0, 0.0]])
+    params = ASLParams(gamma_pos=2.0, gamma_neg=2.0, clip=0.0)
+    asl = apply_asymmetric_loss(z, target, params=params, options=ExecOptions('compiled', True), reduce=True)
+    quality = apply_quality_focal_loss(z, target, target > 0, reduce=True, impl='compiled')
+    assert len(fake_compiler) == 2
+    # q = 1 on the positive: QFL's |1 - p|^2 BCE is ASL's L+ with gamma+ = 2; the negatives are the same
+    assert float(quality) == pytest.approx(float(asl), rel=1e-6)
+
+
 def test_compiler_failure_warns_once_and_runs_eagerly(monkeypatch):
     def broken(fn, **kwargs):
         def run(*args):
