@@ -179,6 +179,13 @@ def test_varifocal_reference_defaults():
     assert loss.tolist()[0] == pytest.approx([0.5 * bce, -0.75 * p**2 * math.log(1.0 - p)], rel=1e-14)
 
 
+def test_varifocal_reference_large_logit():
+    """m = 0: the negative's cross-entropy is BCE with logits, finite where p rounds to 1 (z = 40: softplus(40)
+    = 40 to double precision), so the loss is 0.75 * 1 * 40."""
+    loss = varifocal_asymmetric_loss_reference(torch.tensor([[40.0]], dtype=F64), torch.tensor([[0.0]]))
+    assert float(loss) == pytest.approx(0.75 * 40.0, rel=1e-15)
+
+
 def test_dense_target():
     dense = dense_target(torch.tensor([[0, 1], [1, 1]]), 2)
     assert dense.dtype == F64 and dense.tolist() == [[0.0, 1.0], [1.0, 1.0]]
