@@ -201,6 +201,8 @@ def test_compiler_failure_runs_the_eager_kernel(monkeypatch):
 
     monkeypatch.setattr(asl_function, '_compiled', {})
     monkeypatch.setattr(asl_function, '_compiler_failure', None)
+    # MMDET_ASL_COMPILE=0 in the environment would route impl='compiled' to the eager kernel before any compile
+    monkeypatch.setattr(asl_function, 'IMPL_OVERRIDE', None)
     monkeypatch.setattr(torch, 'compile', broken_compile)
     z, quality, positive = inputs(9)
     with pytest.warns(UserWarning, match='torch.compile failed'):
