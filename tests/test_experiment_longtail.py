@@ -51,3 +51,18 @@ def test_val_curve_is_every_evaluation_in_epoch_order(tmp_path):
     lines = [{'loss': 1.0, 'step': 3}, {'multi-label/mAP': 70.0, 'step': 2}, {'multi-label/mAP': 60.0, 'step': 1}]
     (log / 'scalars.json').write_text(''.join(json.dumps(x) + '\n' for x in lines))
     assert tool.val_curve(str(tmp_path)) == [(1, 60.0), (2, 70.0)]
+
+
+def test_report_reads_a_fixed_loss_without_gamma_from_result_json(tmp_path):
+    """A fixed loss's gamma is null in result.json, which the strict loader reads back as NaN."""
+    from mmdet_asl.utils.strict_json import dump_json, load_json
+    import numpy as np
+    rows = [dict(name='asl', seed=s, mAP=80.0 + s, CF1=70.0, ap=[50.0] * 10, gamma=None) for s in range(2)]
+    rows += [dict(name='per-class', seed=s, mAP=81.0, CF1=71.0, ap=[50.0] * 10, gamma=[3.0] * 10) for s in range(2)]
+    dump_json(rows, str(tmp_path / 'r.json'))
+    args = type('A', (), dict(target=0.1, lam=0.05, clip_lam=0.005, model='effnet-lite0', epochs=6, seeds=[0, 1],
+                              work_dir=str(tmp_path)))
+    tool.report(load_json(str(tmp_path / 'r.json')), np.linspace(0.1, 1.0, 10), args)
+    text = (tmp_path / 'results.md').read_text()
+    assert '| asl (n = 2) | 80.50 ± 0.71 | 50.00 ± 0.00 | 70.00 ± 0.00 | 4 (fixed) |' in text
+    assert '| per-class (n = 2) |' in text and '| 3.00 ± 0.00 |' in text

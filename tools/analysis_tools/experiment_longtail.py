@@ -198,7 +198,8 @@ def report(results, freq, args):
         if not runs:
             continue
         rare_map = [np.nanmean(np.asarray(r['ap'])[rare]) for r in runs]
-        gammas = [np.mean(r['gamma']) for r in runs if r['gamma']]
+        # a fixed loss has no gamma vector (null in result.json, which load_json reads as NaN)
+        gammas = [np.mean(r['gamma']) for r in runs if isinstance(r['gamma'], list)]
         gamma = mean_std(gammas) if gammas else f"{loss.get('gamma_neg', 2.0):g} (fixed)"
         lines.append(f"| {name} (n = {len(runs)}) | {mean_std([r['mAP'] for r in runs])} | {mean_std(rare_map)} | "
                      f"{mean_std([r['CF1'] for r in runs])} | {gamma} |")
@@ -218,7 +219,7 @@ def plot(results, freq, args):
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(5.5, 4))
     for name, marker in (('per-class', 'o'), ('per-class+m', 's'), ('efl', '^')):
-        gammas = np.array([r['gamma'] for r in results if r['name'] == name and r['gamma']])
+        gammas = np.array([r['gamma'] for r in results if r['name'] == name and isinstance(r['gamma'], list)])
         if len(gammas):
             label = 'EFL gamma_j' if name == 'efl' else name
             ax.errorbar(freq, gammas.mean(0), yerr=gammas.std(0), fmt=marker, capsize=3, label=label)
