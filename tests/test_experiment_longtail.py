@@ -55,8 +55,9 @@ def test_val_curve_is_every_evaluation_in_epoch_order(tmp_path):
 
 def test_report_reads_a_fixed_loss_without_gamma_from_result_json(tmp_path):
     """A fixed loss's gamma is null in result.json, which the strict loader reads back as NaN."""
-    from mmdet_asl.utils.strict_json import dump_json, load_json
     import numpy as np
+
+    from mmdet_asl.utils.strict_json import dump_json, load_json
     rows = [dict(name='asl', seed=s, mAP=80.0 + s, CF1=70.0, ap=[50.0] * 10, gamma=None) for s in range(2)]
     rows += [dict(name='per-class', seed=s, mAP=81.0, CF1=71.0, ap=[50.0] * 10, gamma=[3.0] * 10) for s in range(2)]
     dump_json(rows, str(tmp_path / 'r.json'))

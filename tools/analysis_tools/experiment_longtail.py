@@ -203,8 +203,9 @@ def report(results, freq, args):
         gamma = mean_std(gammas) if gammas else f"{loss.get('gamma_neg', 2.0):g} (fixed)"
         lines.append(f"| {name} (n = {len(runs)}) | {mean_std([r['mAP'] for r in runs])} | {mean_std(rare_map)} | "
                      f"{mean_std([r['CF1'] for r in runs])} | {gamma} |")
-    setup = (f'{args.model}, {args.epochs} epochs, seeds {args.seeds}; adaptive: target Delta p {args.target}, lam {args.lam}, '
-             f'clip_lam {args.clip_lam}, gamma- from 4, m 0.05; rarest classes (train frequency): {rare.tolist()}; '
+    setup = (f'{args.model}, {args.epochs} epochs, seeds {args.seeds}; adaptive: target Delta p {args.target}, '
+             f'lam {args.lam}, clip_lam {args.clip_lam}, gamma- from 4, m 0.05; '
+             f'rarest classes (train frequency): {rare.tolist()}; '
              'mean ± sample standard deviation over the seeds')
     text = setup + '\n\n' + '\n'.join(lines) + '\n'
     print(text)

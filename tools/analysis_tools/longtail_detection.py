@@ -172,7 +172,8 @@ def run_one(variant, seed, args, env, classes):
     row = dict(variant=variant, seed=seed, epochs=args.epochs, train_s=round(train_s, 1), AP=curve[-1][1],
                AP50=curve[-1][2], **group_ap(final, classes), dp=mean_dp(scalars), curve=curve,
                gammas=final_gammas(work_dir, variant, osp.join(work_dir, f'epoch_{args.epochs}.pth')),
-               config_sha256=config_sha256(osp.join(work_dir, name + '.py')), load_before=list(load_before), load_after=list(os.getloadavg()),
+               config_sha256=config_sha256(osp.join(work_dir, name + '.py')), load_before=list(load_before),
+               load_after=list(os.getloadavg()),
                threads=env.get('OMP_NUM_THREADS', ''))
     return row
 
