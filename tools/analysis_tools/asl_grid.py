@@ -37,20 +37,17 @@ focal loss with the standard error of that difference), ``fig_asl_vs_negatives.p
 ``fig_asl_vs_missing.png`` (that difference against negatives per positive, and against rho).
 """
 import argparse
-import hashlib
-import json
 import math
 import os
 import os.path as osp
 import statistics
 import subprocess
 import sys
-import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, ROOT)
-from mmdet_asl.utils.strict_json import dump_json, dumps_json, load_json  # noqa: E402
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from training_runs import ROOT, read_scalars, run_all, thread_env, train  # noqa: E402
+
+from mmdet_asl.utils.strict_json import load_json  # noqa: E402
 
 CONFIG = 'configs/multilabel/effnet-lite0_asl_1xb32_fashion-canvas-128px.py'
 DATA_ROOT = 'data/asl_grid'
@@ -120,15 +117,6 @@ def write_run_config(loss, path):
     return path
 
 
-def read_scalars(work_dir):
-    lines = []
-    for root, _, files in sorted(os.walk(work_dir)):
-        if 'scalars.json' in files:
-            with open(osp.join(root, 'scalars.json')) as f:
-                lines += [json.loads(line) for line in f if line.strip()]
-    return lines
-
-
 def summarise(scalars, last=20):
     """Final metrics (the last evaluation), the mAP curve [(epoch, mAP)] and Delta p of the last iterations."""
     evals = sorted((s for s in scalars if 'multi-label/mAP' in s), key=lambda s: s['step'])
@@ -139,27 +127,14 @@ def summarise(scalars, last=20):
     return out
 
 
-def sha256(path):
-    with open(path, 'rb') as f:
-        return hashlib.sha256(f.read()).hexdigest()
-
-
 def run_one(cell, loss, seed, args, env):
     name = f'{cell}_{loss}_seed{seed}'
     work_dir = osp.join(args.out, name)
     os.makedirs(osp.join(args.out, 'run_configs'), exist_ok=True)
-    # MMEngine dumps the full config as <work_dir>/<name>.py: its hash identifies the run's settings
     config = write_run_config(loss, osp.join(args.out, 'run_configs', name + '.py'))
-    load_before = os.getloadavg()
-    t0 = time.time()
-    with open(osp.join(args.out, name + '.log'), 'w') as log:
-        subprocess.check_call([sys.executable, 'tools/train.py', config, '--work-dir', work_dir, '--cfg-options',
-                               *run_options(cell, loss, seed, args.epochs, args.val_interval, args.data_root)],
-                              stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
-    return dict(cell=cell, loss=loss, seed=seed, epochs=args.epochs, train_s=round(time.time() - t0, 1),
-                **summarise(read_scalars(work_dir)), config_sha256=sha256(osp.join(work_dir, name + '.py')),
-                load_before=list(load_before), load_after=list(os.getloadavg()),
-                threads=env.get('OMP_NUM_THREADS', ''))
+    run = train(config, work_dir, run_options(cell, loss, seed, args.epochs, args.val_interval, args.data_root),
+                osp.join(args.out, name + '.log'), env)
+    return dict(cell=cell, loss=loss, seed=seed, epochs=args.epochs, **summarise(read_scalars(work_dir)), **run)
 
 
 def pending(results, cells, losses, seeds, epochs):
@@ -268,18 +243,10 @@ def main(argv=None):
                                                  'instances_train.json')) for c in args.cells}
     res_file = osp.join(args.out, 'results.json')
     results = load_json(res_file) if osp.exists(res_file) else []
-    env = dict(os.environ)
-    env.setdefault('MMDET_ASL_COMPILE', '0')
-    threads = str(max(1, (os.cpu_count() or 1) // args.jobs))
-    env.setdefault('OMP_NUM_THREADS', threads)
-    env.setdefault('MKL_NUM_THREADS', threads)
+    env = thread_env(args.jobs)
     todo = pending(results, args.cells, args.losses, args.seeds, args.epochs)
-    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        for done in as_completed([pool.submit(run_one, c, loss, s, args, env) for c, loss, s in todo]):
-            row = done.result()
-            results.append(row)
-            dump_json(results, res_file, indent=1)
-            print(dumps_json({k: v for k, v in row.items() if k != 'curve'}), flush=True)
+    run_all(run_one, [(c, loss, s, args, env) for c, loss, s in todo], args.jobs, results, res_file,
+            not_printed=('curve', ))
     kept = [r for r in results if r['epochs'] == args.epochs and r['cell'] in args.cells
             and r['loss'] in args.losses]
     head = ('negatives per positive (training labels): '

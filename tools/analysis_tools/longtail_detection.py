@@ -27,19 +27,16 @@ after. ``<out>/results.md`` holds the table (mean +- sample std over the seeds, 
 class's training instances) are written to ``<out>``.
 """
 import argparse
-import hashlib
 import json
 import os
 import os.path as osp
 import statistics
-import subprocess
 import sys
-import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, ROOT)
-from mmdet_asl.utils.strict_json import dump_json, dumps_json, load_json  # noqa: E402
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from training_runs import ROOT, read_scalars, run_all, thread_env, train  # noqa: E402
+
+from mmdet_asl.utils.strict_json import load_json  # noqa: E402
 
 DATA = 'data/fashion_canvas_longtail_det'
 FOCAL_CFG = 'configs/demo/fcos_effnet-lite0_focal_fashion-longtail.py'
@@ -86,16 +83,6 @@ def group_ap(metrics, classes):
         aps = [100 * a for a in aps if a >= 0]
         out['AP' + (group or '_classes')] = statistics.mean(aps) if aps else float('nan')
     return out
-
-
-def read_scalars(work_dir):
-    """The lines of the run's ``scalars.json`` (the latest log folder first in time order)."""
-    lines = []
-    for root, _, files in sorted(os.walk(work_dir)):
-        if 'scalars.json' in files:
-            with open(osp.join(root, 'scalars.json')) as f:
-                lines += [json.loads(line) for line in f if line.strip()]
-    return lines
 
 
 def val_curve(scalars):
@@ -146,36 +133,20 @@ def write_run_config(variant, path):
     return path
 
 
-def config_sha256(path):
-    """SHA-256 of a config file (the full config MMEngine dumps into the work folder)."""
-    with open(path, 'rb') as f:
-        return hashlib.sha256(f.read()).hexdigest()
-
-
 def run_one(variant, seed, args, env, classes):
     name = f'{variant}_seed{seed}'
     work_dir = osp.join(args.out, name)
     os.makedirs(osp.join(args.out, 'run_configs'), exist_ok=True)
-    # MMEngine dumps the full config as <work_dir>/<name>.py, which is what config_sha256 hashes
     config = write_run_config(variant, osp.join(args.out, 'run_configs', name + '.py'))
     options = [f'randomness.seed={seed}', *VARIANTS[variant][1], *schedule_options(args.epochs, args.val_interval),
                f'default_hooks.logger.interval={args.log_interval}']
-    load_before = os.getloadavg()
-    t0 = time.time()
-    with open(osp.join(args.out, name + '.log'), 'w') as log:
-        subprocess.check_call([sys.executable, 'tools/train.py', config, '--work-dir', work_dir, '--cfg-options',
-                               *options], stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
-    train_s = time.time() - t0
+    run = train(config, work_dir, options, osp.join(args.out, name + '.log'), env)
     scalars = read_scalars(work_dir)
     final = [s for s in scalars if 'coco/bbox_mAP' in s][-1]
     curve = val_curve(scalars)
-    row = dict(variant=variant, seed=seed, epochs=args.epochs, train_s=round(train_s, 1), AP=curve[-1][1],
-               AP50=curve[-1][2], **group_ap(final, classes), dp=mean_dp(scalars), curve=curve,
-               gammas=final_gammas(work_dir, variant, osp.join(work_dir, f'epoch_{args.epochs}.pth')),
-               config_sha256=config_sha256(osp.join(work_dir, name + '.py')), load_before=list(load_before),
-               load_after=list(os.getloadavg()),
-               threads=env.get('OMP_NUM_THREADS', ''))
-    return row
+    return dict(variant=variant, seed=seed, epochs=args.epochs, AP=curve[-1][1], AP50=curve[-1][2],
+                **group_ap(final, classes), dp=mean_dp(scalars), curve=curve,
+                gammas=final_gammas(work_dir, variant, osp.join(work_dir, f'epoch_{args.epochs}.pth')), **run)
 
 
 def pending(results, variants, seeds, epochs, force=False):
@@ -258,20 +229,12 @@ def main():
     classes = load_classes()
     res_file = osp.join(args.out, 'results.json')
     results = load_json(res_file) if osp.exists(res_file) else []
-    env = dict(os.environ)
-    env.setdefault('MMDET_ASL_COMPILE', '0')
-    threads = str(max(1, (os.cpu_count() or 1) // args.jobs))
-    env.setdefault('OMP_NUM_THREADS', threads)
-    env.setdefault('MKL_NUM_THREADS', threads)
+    env = thread_env(args.jobs)
     todo = pending(results, args.variants, args.seeds, args.epochs, args.force)
     if args.force:
         results = [r for r in results if (r['variant'], r['seed']) not in set(todo) or r['epochs'] != args.epochs]
-    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        for done in as_completed([pool.submit(run_one, v, s, args, env, classes) for v, s in todo]):
-            row = done.result()
-            results.append(row)
-            dump_json(results, res_file, indent=1)
-            print(dumps_json({k: v for k, v in row.items() if k not in ('curve', 'gammas')}), flush=True)
+    run_all(run_one, [(v, s, args, env, classes) for v, s in todo], args.jobs, results, res_file,
+            not_printed=('curve', 'gammas'))
     kept = [r for r in results if r['epochs'] == args.epochs and r['variant'] in args.variants]
     md = table(kept, args.variants)
     with open(osp.join(args.out, 'results.md'), 'w') as f:
