@@ -52,6 +52,9 @@ from mmdet_asl.compat import load_checkpoint_safely, load_pickle_safely  # noqa:
 from mmdet_asl.utils.configs import custom_hooks_with  # noqa: E402
 from mmdet_asl.utils.strict_json import dump_json, load_json  # noqa: E402
 
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from training_runs import read_scalars  # noqa: E402
+
 CONFIG = osp.join(ROOT, 'configs', 'multilabel', 'resnet18-w16_asl-adaptive-perclass_1xb64_fashion-canvas-longtail.py')
 DATA = osp.join(ROOT, 'data', 'fashion_canvas_longtail')
 # --model -> (config, data folder)
@@ -139,12 +142,7 @@ def final_gamma(run_dir, epochs):
 
 def val_curve(run_dir):
     """[(epoch, mAP)] of every evaluation of the run, in epoch order."""
-    curve = []
-    for root, _, files in os.walk(run_dir):
-        if 'scalars.json' in files:
-            with open(osp.join(root, 'scalars.json')) as f:
-                curve += [(r['step'], r['multi-label/mAP']) for r in map(json.loads, f) if 'multi-label/mAP' in r]
-    return sorted(curve)
+    return sorted((r['step'], r['multi-label/mAP']) for r in read_scalars(run_dir) if 'multi-label/mAP' in r)
 
 
 def run(name, seed, loss, adaptive, args):
