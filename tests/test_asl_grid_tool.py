@@ -63,8 +63,9 @@ def test_run_options_set_the_cell_classes_data_and_loss():
 
 
 def test_the_cells_and_the_missing_rates_are_the_documented_ones():
-    assert grid.CELLS == {'k3': (3, 0.0), 'k5': (5, 0.0), 'k10': (10, 0.0), 'k10_rho0.3': (10, 0.3),
-                          'k10_rho0.6': (10, 0.6)}
+    tops, every = (0, 2, 6), tuple(range(10))
+    assert grid.CELLS == {'k3': (tops, 0.0), 'k5': (tops + (4, 3), 0.0), 'k10': (every, 0.0),
+                          'k10_rho0.3': (every, 0.3), 'k10_rho0.6': (every, 0.6)}
 
 
 def test_run_config_probes_every_loss_and_adapts_only_the_adaptive_one(tmp_path):

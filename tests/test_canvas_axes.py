@@ -1,5 +1,5 @@
 """The study axes of ``make_fashion_canvases.py``: missing train labels (``--missing-rate``) and the number of
-classes a canvas can be labelled with (``--num-classes``)."""
+classes a canvas can be labelled with (``--num-classes``, ``--classes``)."""
 import filecmp
 import gzip
 import json
@@ -211,3 +211,44 @@ def test_num_classes_10_is_the_default_output(tmp_path, source):
     a = build(source, tmp_path / 'a')
     b = build(source, tmp_path / 'b', '--num-classes', 10)
     assert same_tree(a / 'annotations', b / 'annotations') and same_tree(a / 'train', b / 'train')
+
+
+def test_classes_choose_the_categories_and_their_order(tmp_path, source):
+    out = build(source, tmp_path / 'tops', '--classes', 6, 0, 2, '--min-items', 2, '--max-items', 2, num_train=40)
+    for split in ('train', 'test'):
+        coco = load(out, f'instances_{split}.json')
+        assert [(c['id'], c['name']) for c in coco['categories']] == [(1, 'Shirt'), (2, 'T-shirt/top'),
+                                                                       (3, 'Pullover')]
+        assert coco['info']['num_classes'] == 3 and coco['info']['classes'] == [6, 0, 2]
+        assert coco['annotations']
+        for a in coco['annotations']:  # category k is a source image of class classes[k - 1]
+            assert source[1][split][a['source_index']] == [6, 0, 2][a['category_id'] - 1]
+
+
+def test_classes_0_to_k_minus_1_are_num_classes_k(tmp_path, source):
+    a = build(source, tmp_path / 'a', '--num-classes', 4)
+    b = build(source, tmp_path / 'b', '--classes', 0, 1, 2, 3)
+    assert same_tree(a / 'annotations', b / 'annotations') and same_tree(a / 'train', b / 'train')
+
+
+def test_changing_the_classes_rebuilds(tmp_path, source, capsys):
+    out = build(source, tmp_path / 'o', '--classes', 0, 2, 6)
+    capsys.readouterr()
+    build(source, out, '--classes', 0, 2, 6)
+    assert 'up to date' in capsys.readouterr().out
+    build(source, out, '--classes', 0, 2, 4)
+    assert 'up to date' not in capsys.readouterr().out
+    assert [c['name'] for c in load(out, 'instances_train.json')['categories']] == ['T-shirt/top', 'Pullover',
+                                                                                    'Coat']
+
+
+@pytest.mark.parametrize('extra, message', [
+    (['--classes', '0', '10'], '--classes must be distinct indices in [0, 9]'),
+    (['--classes', '2', '2'], '--classes must be distinct indices in [0, 9]'),
+    (['--classes', '-1'], '--classes must be distinct indices in [0, 9]'),
+    (['--classes', '0', '2', '--num-classes', '3'], '--num-classes 3 and --classes (of 2) disagree'),
+])
+def test_bad_classes_are_refused(tmp_path, source, capsys, extra, message):
+    with pytest.raises(SystemExit):
+        mfc.main(['--src', source[0], '--out', str(tmp_path / 'o'), *extra])
+    assert message in capsys.readouterr().err

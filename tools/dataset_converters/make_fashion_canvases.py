@@ -31,7 +31,11 @@ Two data axes for studying when the asymmetric loss helps:
 * ``--num-classes K`` (default 10): canvases hold only items of the first K classes of ``CLASSES`` and the
   files list only those K categories, so a canvas has K - P negatives for its P positives. With
   ``--min-items``/``--max-items`` (the positives per canvas) this sets the negatives per positive. Another K
-  is another draw of canvases (the items come from another pool).
+  is another draw of canvases (the items come from another pool). ``--classes I [I ...]`` names the classes
+  instead, as indices into ``CLASSES`` in the order of their category ids: ``--classes 0 2 6`` makes the
+  three-class task of the tops (T-shirt/top, Pullover, Shirt), the classes Fashion-MNIST confuses most, where
+  the first three classes (T-shirt/top, Trouser, Pullover) are nearly separable. ``--num-classes K`` is
+  ``--classes 0 ... K-1``.
 * ``--missing-rate RHO`` (default 0): removes training positives, as missing labels do. With
   ``--missing-unit label`` (default) each (canvas, class) pair of the train split is removed with
   probability RHO: all boxes of that class on that canvas leave ``instances_train.json`` (the items stay in
@@ -206,13 +210,17 @@ def remove_labels(coco, rate, unit, seed):
 
 def make_split(args, folder, split, seed):
     images, labels = load_split(folder, split)
-    num_classes = getattr(args, 'num_classes', len(CLASSES))
+    classes = class_ids(args)
+    num_classes = len(classes)
     source_index = None
-    if num_classes < len(CLASSES):
-        # Items of the first K classes only: draw from their images. K = 10 draws from the full arrays, so that
-        # a seed gives the same canvases with or without the option.
-        source_index = np.flatnonzero(labels < num_classes)
-        images, labels = images[source_index], labels[source_index]
+    if classes != list(range(len(CLASSES))):
+        # Items of the chosen classes only: draw from their images, labelled by the position of their class
+        # in the list. All ten classes in order draw from the full arrays, so that a seed gives the same
+        # canvases with or without the options.
+        source_index = np.flatnonzero(np.isin(labels, classes))
+        position = np.full(len(CLASSES), -1, dtype=np.int64)
+        position[classes] = np.arange(num_classes)
+        images, labels = images[source_index], position[labels[source_index]]
     rng = np.random.default_rng(seed)
     img_dir = osp.join(args.out, split)
     os.makedirs(img_dir, exist_ok=True)
@@ -222,9 +230,11 @@ def make_split(args, folder, split, seed):
                   source_split=split, seed=seed, size=args.size, items=[args.min_items, args.max_items],
                   scale_range=list(args.scale_range), format_version=FORMAT_VERSION),
         images=[], annotations=[],
-        categories=[dict(id=i + 1, name=name) for i, name in enumerate(CLASSES[:num_classes])])
+        categories=[dict(id=i + 1, name=CLASSES[c]) for i, c in enumerate(classes)])
     if num_classes != len(CLASSES):
         coco['info']['num_classes'] = num_classes
+    if classes != list(range(num_classes)):
+        coco['info']['classes'] = classes
     ann_id = 1
     for i in range(num):
         canvas, placed = compose(rng, images, labels, args.size, args.min_items, args.max_items,
@@ -259,6 +269,12 @@ def make_split(args, folder, split, seed):
     return coco
 
 
+def class_ids(args):
+    """The source classes of the output's categories 1..K, as indices into ``CLASSES``."""
+    classes = getattr(args, 'classes', None)
+    return list(classes) if classes else list(range(getattr(args, 'num_classes', len(CLASSES))))
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--src', help='folder with the Fashion-MNIST IDX .gz files (default: FASHION_MNIST_DIR, '
@@ -275,6 +291,9 @@ def parse_args(argv=None):
     p.add_argument('--num-classes', type=int, default=len(CLASSES),
                    help=f'use only the first K of the {len(CLASSES)} classes (sets the negatives per positive '
                    'with --min-items/--max-items)')
+    p.add_argument('--classes', type=int, nargs='+', metavar='I',
+                   help='use only these classes (indices into CLASSES, in category-id order) instead of the '
+                   'first --num-classes')
     p.add_argument('--missing-rate', type=float, default=0.0,
                    help='remove this fraction of the train positives, in [0, 1) (test labels stay complete)')
     p.add_argument('--missing-unit', choices=MISSING_UNITS, default='label',
@@ -288,6 +307,15 @@ def parse_args(argv=None):
     if not 1 <= args.num_classes <= len(CLASSES):
         p.error(f'--num-classes must be in [1, {len(CLASSES)}] (Fashion-MNIST has {len(CLASSES)} classes), '
                 f'got {args.num_classes}')
+    if args.classes is not None:
+        if args.num_classes != len(CLASSES) and args.num_classes != len(args.classes):
+            p.error(f'--num-classes {args.num_classes} and --classes (of {len(args.classes)}) disagree: '
+                    'give one of them')
+        bad = [c for c in args.classes if not 0 <= c < len(CLASSES)]
+        if bad or len(set(args.classes)) != len(args.classes):
+            p.error(f'--classes must be distinct indices in [0, {len(CLASSES) - 1}] (Fashion-MNIST has '
+                    f'{len(CLASSES)} classes), got {args.classes}')
+        args.num_classes = len(args.classes)
     if args.size < 28:
         p.error('--size must be >= 28')
     return args
@@ -323,7 +351,8 @@ def _up_to_date(args):
                     scale_range=list(args.scale_range), format_version=FORMAT_VERSION)
         if any(info.get(k) != v for k, v in want.items()):
             return False
-        if info.get('num_classes', len(CLASSES)) != args.num_classes:
+        if info.get('num_classes', len(CLASSES)) != args.num_classes or \
+                info.get('classes', list(range(args.num_classes))) != class_ids(args):
             return False
         if split == 'train' and (info.get('missing_rate', 0.0) != args.missing_rate or
                                  (args.missing_rate > 0 and info.get('missing_unit') != args.missing_unit)):
