@@ -82,3 +82,19 @@ def test_summarise_reads_the_last_evaluation_and_the_last_gaps():
     out = grid.summarise(scalars)
     assert out['mAP'] == 70.0 and out['curve'] == [(1, 60.0), (2, 70.0)]
     assert out['dp'] == pytest.approx(sum(range(10, 30)) / 20)
+
+
+def test_report_only_writes_the_table_of_finished_runs_and_trains_nothing(tmp_path, monkeypatch):
+    rows = [dict(row('k10', loss, s, 90.0 + s + (loss == 'asl'), epochs=8), curve=[]) for loss in ('bce', 'asl')
+            for s in range(3)]
+    (tmp_path / 'results.json').write_text(json.dumps(rows))
+    monkeypatch.setattr(grid, 'make_cell', lambda cell, root: None)
+    monkeypatch.setattr(grid, 'negatives_per_positive', lambda path: 4.0)
+
+    def no_training(*args):
+        raise AssertionError('--report-only trained a run')
+    monkeypatch.setattr(grid, 'run_one', no_training)
+    grid.main(['--report-only', '--cells', 'k10', 'k5', '--out', str(tmp_path)])
+    md = (tmp_path / 'results.md').read_text()
+    assert '| k10 | asl | 3 | 92.0 ± 1.0 |' in md and '+1.0 ± 0.8 (vs bce)' in md and '| k5 |' not in md
+    assert json.loads((tmp_path / 'results.json').read_text()) == rows  # nothing added

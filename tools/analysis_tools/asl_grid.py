@@ -241,6 +241,8 @@ def main(argv=None):
     parser.add_argument('--val-interval', type=int, default=4,
                         help='epochs between evaluations (1 for the schedule check\'s curves)')
     parser.add_argument('--out', default='work_dirs/asl_grid')
+    parser.add_argument('--report-only', action='store_true',
+                        help='write the table and figures from the finished runs in results.json; train nothing')
     parser.add_argument('--data-root', default=DATA_ROOT)
     parser.add_argument('--jobs', type=int, default=1,
                         help='runs at a time; each gets cpu_count // jobs threads unless OMP_NUM_THREADS is set')
@@ -251,13 +253,13 @@ def main(argv=None):
     args.data_root = osp.abspath(args.data_root)
     os.makedirs(args.out, exist_ok=True)
     for cell in args.cells:
-        make_cell(cell, args.data_root)
+        make_cell(cell, args.data_root)  # also for --report-only: the negatives per positive are read from it
     ratios = {c: negatives_per_positive(osp.join(cell_dir(c, args.data_root), 'annotations',
                                                  'instances_train.json')) for c in args.cells}
     res_file = osp.join(args.out, 'results.json')
     results = load_json(res_file) if osp.exists(res_file) else []
     env = thread_env(args.jobs)
-    todo = pending(results, args.cells, args.losses, args.seeds, args.epochs)
+    todo = [] if args.report_only else pending(results, args.cells, args.losses, args.seeds, args.epochs)
     run_all(run_one, [(c, loss, s, args, env) for c, loss, s in todo], args.jobs, results, res_file,
             not_printed=('curve', ))
     kept = [r for r in results if r['epochs'] == args.epochs and r['cell'] in args.cells
