@@ -63,6 +63,11 @@ import sys
 import numpy as np
 from PIL import Image
 
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+# the removal's generator is independent of the canvases' default_rng(seed): removing labels never changes
+# which canvases are drawn
+from missing_labels import MISSING_UNITS, record_matches, remove_labels, write_record  # noqa: E402
+
 CLASSES = ('T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag',
            'Ankle boot')
 DEFAULT_DIRS = ('/usr/share/datasets/fashion-mnist', )
@@ -71,10 +76,6 @@ FILES = {
     'test': ('t10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz'),
 }
 FORMAT_VERSION = 1
-# Stream tag of the missing-label generator: numpy SeedSequence([seed, MISSING_STREAM]) is independent of the
-# canvas generator (default_rng(seed)), so removing labels never changes which canvases are drawn.
-MISSING_STREAM = int.from_bytes(b'missing', 'big')
-MISSING_UNITS = ('label', 'box')
 REMOVED_FILE = 'removed_train_labels.json'
 
 
@@ -171,43 +172,6 @@ def compose(rng, images, labels, size, min_items, max_items, scale_range, tries=
     return canvas, placed
 
 
-def missing_generator(seed):
-    """The generator of the missing-label draws: its own stream, independent of the canvases' one."""
-    return np.random.default_rng(np.random.SeedSequence([seed, MISSING_STREAM]))
-
-
-def remove_labels(coco, rate, unit, seed):
-    """Remove training positives as missing labels; returns (kept annotations, list of removals).
-
-    ``unit='label'``: one uniform draw per (image, category) pair present, in increasing (image id,
-    category id) order; a pair whose draw is below ``rate`` loses all its annotations. ``unit='box'``: one
-    draw per annotation, in annotation order. The number of draws does not depend on ``rate``, so the
-    removals at a smaller rate are a subset of those at a larger one. Each removal is a dict with
-    ``image_id``, ``category_id`` and the removed ``annotation_ids``.
-    """
-    if unit not in MISSING_UNITS:
-        raise ValueError(f'missing-label unit {unit!r} is not one of {MISSING_UNITS}')
-    rng = missing_generator(seed)
-    anns = coco['annotations']
-    removed_ids, removals = set(), []
-    if unit == 'box':
-        for ann, u in zip(anns, rng.random(len(anns))):
-            if u < rate:
-                removed_ids.add(ann['id'])
-                removals.append(dict(image_id=ann['image_id'], category_id=ann['category_id'],
-                                     annotation_ids=[ann['id']]))
-    else:
-        pairs = {}
-        for ann in anns:
-            pairs.setdefault((ann['image_id'], ann['category_id']), []).append(ann['id'])
-        keys = sorted(pairs)
-        for key, u in zip(keys, rng.random(len(keys))):
-            if u < rate:
-                removed_ids.update(pairs[key])
-                removals.append(dict(image_id=key[0], category_id=key[1], annotation_ids=sorted(pairs[key])))
-    return [a for a in anns if a['id'] not in removed_ids], removals
-
-
 def make_split(args, folder, split, seed):
     images, labels = load_split(folder, split)
     classes = class_ids(args)
@@ -254,14 +218,10 @@ def make_split(args, folder, split, seed):
     if split == 'train' and rate > 0:
         unit = getattr(args, 'missing_unit', 'label')
         total = len(coco['annotations'])
-        coco['annotations'], removals = remove_labels(coco, rate, unit, args.seed)
+        coco['annotations'], removals = remove_labels(coco['annotations'], rate, unit, args.seed)
         coco['info'].update(missing_rate=rate, missing_unit=unit)
-        record = dict(missing_rate=rate, missing_unit=unit, seed=args.seed,
-                      generator='numpy.random.default_rng(numpy.random.SeedSequence([seed, '
-                                'int.from_bytes(b"missing", "big")]))',
-                      annotations_before=total, annotations_after=len(coco['annotations']), removed=removals)
-        with open(osp.join(args.out, 'annotations', REMOVED_FILE), 'w') as f:
-            json.dump(record, f)
+        write_record(osp.join(args.out, 'annotations', REMOVED_FILE), rate, unit, args.seed, total,
+                     len(coco['annotations']), removals)
     elif split == 'train' and osp.isfile(osp.join(args.out, 'annotations', REMOVED_FILE)):
         os.remove(osp.join(args.out, 'annotations', REMOVED_FILE))  # a record of an earlier rate no longer holds
     with open(osp.join(args.out, 'annotations', f'instances_{split}.json'), 'w') as f:
@@ -361,15 +321,9 @@ def _up_to_date(args):
             return False
         if len(coco['images']) != num:
             return False
-    if args.missing_rate > 0:
-        try:
-            with open(osp.join(args.out, 'annotations', REMOVED_FILE), 'rb') as f:
-                record = json.loads(f.read())
-        except (OSError, ValueError):  # absent or unreadable: rebuild, so the record matches the file
-            return False
-        if not isinstance(record, dict) or record.get('missing_rate') != args.missing_rate or \
-                record.get('missing_unit') != args.missing_unit or record.get('seed') != args.seed:
-            return False
+    if args.missing_rate > 0 and not record_matches(osp.join(args.out, 'annotations', REMOVED_FILE),
+                                                    args.missing_rate, args.missing_unit, args.seed):
+        return False
     return True
 
 

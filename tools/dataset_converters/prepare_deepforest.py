@@ -22,16 +22,25 @@ the tile; it is kept as a normal annotation when at least ``--min-visible`` of i
 ``iscrowd=1`` (ignored by training and by COCO evaluation) region when less but some is, and dropped when
 the clipped box is under 2 px wide or high.
 
+``--missing-rate RHO`` (in [0, 1)) removes each training box with probability RHO, as a crowd annotator who
+misses trees would: the tree stays in the image, its box leaves ``train.json`` (ignored ``iscrowd`` regions are
+not positives and stay). The draws come from their own generator seeded from (``--seed``, "missing"), one
+per box in annotation order, so a smaller rate removes a subset of what a larger one removes and the tiles are
+the same whatever the rate; ``annotations/removed_train_labels.json`` records the rate, seed and every removed
+annotation id (ids of the complete file). ``val.json`` is never touched.
+
 Usage::
 
     python tools/dataset_converters/prepare_deepforest.py   # -> data/deepforest (downloads the wheel once)
     python tools/dataset_converters/prepare_deepforest.py --wheel path/to/deepforest-2.1.0-py3-none-any.whl
     python tools/dataset_converters/prepare_deepforest.py --out data/df_small --max-tiles 4 2   # a few tiles (tests)
+    python tools/dataset_converters/prepare_deepforest.py --missing-rate 0.3 --out data/deepforest_miss30
 """
 import argparse
 import json
 import os
 import os.path as osp
+import sys
 import xml.etree.ElementTree as ET
 import zipfile
 
@@ -40,12 +49,16 @@ import numpy as np
 
 from mmdet_asl.utils import wheels
 
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from missing_labels import remove_labels, write_record  # noqa: E402
+
 DEFAULT_VERSION = '2.1.0'
 SPLITS = {
     'train': ['2019_YELL_2_528000_4978000_image_crop2', 'OSBS_029', 'SOAP_061'],
     'val': ['2019_YELL_2_541000_4977000_image_crop'],
 }
 CLASSES = ('Tree', )
+REMOVED_FILE = 'removed_train_labels.json'
 
 
 def fetch_wheel(cache_dir: str, version: str) -> str:
@@ -99,8 +112,14 @@ def tile_origins(length: int, tile: int):
     return starts
 
 
-def convert(data_dir: str, out: str, tile: int, min_visible: float, max_tiles=None):
+def convert(data_dir: str, out: str, tile: int, min_visible: float, max_tiles=None, missing_rate=0.0, seed=0):
+    """Write the tiles and both splits' COCO files; ``missing_rate`` of the train boxes removed (seeded)."""
+    if not 0.0 <= missing_rate < 1.0:  # NaN fails too
+        raise ValueError(f'missing_rate must be in [0, 1) (the fraction of train boxes removed), got {missing_rate}')
     os.makedirs(osp.join(out, 'annotations'), exist_ok=True)
+    record_path = osp.join(out, 'annotations', REMOVED_FILE)
+    if osp.isfile(record_path):
+        os.remove(record_path)  # a record of an earlier rate no longer holds
     stats = {}
     for split_idx, (split, sources) in enumerate(SPLITS.items()):
         img_dir = osp.join(out, 'images', split)
@@ -148,10 +167,16 @@ def convert(data_dir: str, out: str, tile: int, min_visible: float, max_tiles=No
                     os.remove(osp.join(img_dir, im['file_name']))
             images = [im for im in images if im['id'] in chosen_ids]
             annotations = [a for a in annotations if a['image_id'] in chosen_ids]
+        info = dict(description=f'DeepForest sample data ({split}), {tile}px tiles, '
+                    'converted by mmdet-asl tools/dataset_converters/prepare_deepforest.py')
+        if split == 'train' and missing_rate > 0:
+            before = len(annotations)
+            annotations, removals = remove_labels(annotations, missing_rate, 'box', seed)
+            write_record(record_path, missing_rate, 'box', seed, before, len(annotations), removals)
+            info.update(missing_rate=missing_rate, missing_unit='box', seed=seed)
         coco = dict(images=images, annotations=annotations,
                     categories=[dict(id=i + 1, name=c, supercategory='plant') for i, c in enumerate(CLASSES)],
-                    info=dict(description=f'DeepForest sample data ({split}), {tile}px tiles, '
-                              'converted by mmdet-asl tools/dataset_converters/prepare_deepforest.py'))
+                    info=info)
         with open(osp.join(out, 'annotations', f'{split}.json'), 'w') as f:
             json.dump(coco, f)
         n_obj = sum(1 - a['iscrowd'] for a in annotations)
@@ -172,14 +197,21 @@ def parse_args(argv=None):
                         help='fraction of a box inside a tile to keep it as an object (else iscrowd)')
     parser.add_argument('--max-tiles', type=int, nargs=2, metavar=('TRAIN', 'VAL'),
                         help='keep only this many tiles per split (the most annotated ones), for tests')
-    return parser.parse_args(argv)
+    parser.add_argument('--missing-rate', type=float, default=0.0,
+                        help='remove this fraction of the train boxes, in [0, 1) (val stays complete)')
+    parser.add_argument('--seed', type=int, default=0, help='seed of the --missing-rate draws')
+    args = parser.parse_args(argv)
+    if not 0.0 <= args.missing_rate < 1.0:
+        parser.error(f'--missing-rate must be in [0, 1) (the fraction of train boxes removed), '
+                     f'got {args.missing_rate}')
+    return args
 
 
 def main(argv=None):
     args = parse_args(argv)
     wheel = args.wheel or fetch_wheel(args.cache, args.version)
     data_dir = extract_data(wheel, args.cache)
-    convert(data_dir, args.out, args.tile_size, args.min_visible, args.max_tiles)
+    convert(data_dir, args.out, args.tile_size, args.min_visible, args.max_tiles, args.missing_rate, args.seed)
 
 
 if __name__ == '__main__':
