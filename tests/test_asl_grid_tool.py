@@ -98,3 +98,21 @@ def test_report_only_writes_the_table_of_finished_runs_and_trains_nothing(tmp_pa
     md = (tmp_path / 'results.md').read_text()
     assert '| k10 | asl | 3 | 92.0 ± 1.0 |' in md and '+1.0 ± 0.8 (vs bce)' in md and '| k5 |' not in md
     assert json.loads((tmp_path / 'results.json').read_text()) == rows  # nothing added
+
+
+def test_missing_label_scores_by_kind_of_pair(tmp_path):
+    # image 1: class 1 kept, class 2 removed; image 2: class 3 removed; the other three pairs are negatives
+    coco = dict(images=[dict(id=1, file_name='a.png'), dict(id=2, file_name='b.png')],
+                annotations=[dict(id=1, image_id=1, category_id=1)], categories=[dict(id=k) for k in (1, 2, 3)])
+    record = dict(removed=[dict(image_id=1, category_id=2, annotation_ids=[2]),
+                           dict(image_id=2, category_id=3, annotation_ids=[3])])
+    (tmp_path / 'train.json').write_text(json.dumps(coco))
+    (tmp_path / 'removed.json').write_text(json.dumps(record))
+    preds = [dict(img_path='/x/b.png', pred_score=[0.2, 0.5, 0.4]), dict(img_path='/x/a.png',
+                                                                          pred_score=[0.9, 0.5, 0.1])]
+    out = grid.missing_label_scores(preds, str(tmp_path / 'train.json'), str(tmp_path / 'removed.json'))
+    # missing 0.5 (a, 2) and 0.4 (b, 3); negatives 0.1 (a, 3), 0.2 (b, 1), 0.5 (b, 2)
+    assert out['p_kept'] == pytest.approx(0.9) and out['p_missing'] == pytest.approx(0.45)
+    assert out['p_neg'] == pytest.approx(0.8 / 3)
+    # 0.5 beats 0.1 and 0.2 and ties 0.5 (2.5 of 3); 0.4 beats 0.1 and 0.2 (2 of 3)
+    assert out['auc_missing'] == pytest.approx(4.5 / 6)

@@ -55,7 +55,7 @@ import sys
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from training_runs import ROOT, read_scalars, run_all, thread_env, train  # noqa: E402
 
-from mmdet_asl.utils.strict_json import load_json  # noqa: E402
+from mmdet_asl.utils.strict_json import dump_json, dumps_json, load_json  # noqa: E402
 
 CONFIG = 'configs/multilabel/effnet-lite0_asl_1xb32_fashion-canvas-128px.py'
 DATA_ROOT = 'data/asl_grid'
@@ -139,8 +139,12 @@ def summarise(scalars, last=20):
     return out
 
 
+def run_name(row):
+    return f"{row['cell']}_{row['loss']}_seed{row['seed']}"
+
+
 def run_one(cell, loss, seed, args, env):
-    name = f'{cell}_{loss}_seed{seed}'
+    name = run_name(dict(cell=cell, loss=loss, seed=seed))
     work_dir = osp.join(args.out, name)
     os.makedirs(osp.join(args.out, 'run_configs'), exist_ok=True)
     config = write_run_config(loss, osp.join(args.out, 'run_configs', name + '.py'))
@@ -154,6 +158,61 @@ def pending(results, cells, losses, seeds, epochs):
     has every cell and loss at its first seeds."""
     done = {(r['cell'], r['loss'], r['seed']) for r in results if r['epochs'] == epochs}
     return [(c, loss, s) for s in seeds for c in cells for loss in losses if (c, loss, s) not in done]
+
+
+def missing_label_scores(predictions, ann_file, removed_file):
+    """How a trained model scores its own training canvases, by kind of (image, class) pair.
+
+    Args:
+        predictions (list[dict]): ``tools/test.py --out`` results on the training canvases (``img_path`` and
+            ``pred_score`` per image; score k is category id k + 1).
+        ann_file (str): the training annotations the model was trained with (the kept positives).
+        removed_file (str): the converter's record of the removed labels (the missing positives).
+
+    Returns:
+        dict: mean score of the kept positives (``p_kept``), of the missing positives (``p_missing``) and of the
+        true negatives (``p_neg``), and ``auc_missing``: the probability that a missing positive scores above a
+        true negative (ties count one half), i.e. whether the model still ranks the labels it was told were
+        negative above the real negatives.
+    """
+    import numpy as np
+    coco = load_json(ann_file)
+    ids = {im['file_name']: im['id'] for im in coco['images']}
+    kept = {(a['image_id'], a['category_id']) for a in coco['annotations']}
+    missing = {(r['image_id'], r['category_id']) for r in load_json(removed_file)['removed']}
+    groups = {'kept': [], 'missing': [], 'neg': []}
+    for pred in predictions:
+        image_id = ids[osp.basename(pred['img_path'])]
+        for k, score in enumerate(np.asarray(pred['pred_score'], dtype=np.float64)):
+            pair = (image_id, k + 1)
+            groups['kept' if pair in kept else 'missing' if pair in missing else 'neg'].append(score)
+    miss, neg = np.sort(groups['missing']), np.sort(groups['neg'])
+    # Mann-Whitney: for each missing score, the negatives below it plus half the ties
+    below = np.searchsorted(neg, miss, side='left') + 0.5 * (np.searchsorted(neg, miss, side='right')
+                                                           - np.searchsorted(neg, miss, side='left'))
+    return dict(p_kept=float(np.mean(groups['kept'])), p_missing=float(np.mean(miss)),
+                p_neg=float(np.mean(neg)), auc_missing=float(below.sum() / (len(miss) * len(neg))))
+
+
+def score_missing(row, args, env):
+    """``missing_label_scores`` of a finished run of a cell with missing labels (its final checkpoint)."""
+    import pickle
+    name = run_name(row)
+    work_dir = osp.join(args.out, name)
+    out = osp.join(work_dir, 'train_scores.pkl')
+    root = cell_dir(row['cell'], args.data_root)
+    if not osp.isfile(out):
+        with open(osp.join(args.out, name + '_scores.log'), 'w') as log:
+            subprocess.check_call(
+                [sys.executable, 'tools/test.py', osp.join(work_dir, name + '.py'),
+                 osp.join(work_dir, f"epoch_{row['epochs']}.pth"), '--work-dir', osp.join(work_dir, 'train_scores'),
+                 '--out', out, '--cfg-options', 'test_dataloader.dataset.ann_file=annotations/instances_train.json',
+                 'test_dataloader.dataset.data_prefix=train', 'test_dataloader.dataset.drop_empty=False'],
+                stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+    with open(out, 'rb') as f:
+        predictions = pickle.load(f)
+    return missing_label_scores(predictions, osp.join(root, 'annotations', 'instances_train.json'),
+                                osp.join(root, 'annotations', 'removed_train_labels.json'))
 
 
 def stats(values):
@@ -200,6 +259,21 @@ def table(results, cells, losses):
     return '\n'.join(lines)
 
 
+def missing_table(results, scores, cells, losses):
+    """Mean over the scored seeds of ``missing_label_scores`` per (cell with missing labels, loss)."""
+    lines = ['| cell | loss | seeds | p kept positives | p missing positives | p true negatives | '
+             'P(missing > negative) |', '|---|---|---|---|---|---|---|']
+    for cell in (c for c in cells if CELLS[c][1] > 0):
+        for loss in losses:
+            runs = [scores[run_name(r)] for r in results if r['cell'] == cell and r['loss'] == loss
+                    and run_name(r) in scores]
+            if runs:
+                means = [statistics.mean(r[k] for r in runs) for k in ('p_kept', 'p_missing', 'p_neg',
+                                                                       'auc_missing')]
+                lines.append(f'| {cell} | {loss} | {len(runs)} | ' + ' | '.join(f'{m:.3f}' for m in means) + ' |')
+    return '\n'.join(lines) if len(lines) > 2 else ''
+
+
 def figures(results, losses, ratios, out):
     import matplotlib
     matplotlib.use('Agg')
@@ -241,6 +315,9 @@ def main(argv=None):
     parser.add_argument('--val-interval', type=int, default=4,
                         help='epochs between evaluations (1 for the schedule check\'s curves)')
     parser.add_argument('--out', default='work_dirs/asl_grid')
+    parser.add_argument('--score-missing', action='store_true',
+                        help='score the training canvases with each finished run of a cell with missing labels '
+                        '(kept positives, missing positives, true negatives; missing_scores.json)')
     parser.add_argument('--report-only', action='store_true',
                         help='write the table and figures from the finished runs in results.json; train nothing')
     parser.add_argument('--data-root', default=DATA_ROOT)
@@ -264,9 +341,20 @@ def main(argv=None):
             not_printed=('curve', ))
     kept = [r for r in results if r['epochs'] == args.epochs and r['cell'] in args.cells
             and r['loss'] in args.losses]
+    score_file = osp.join(args.out, 'missing_scores.json')
+    scores = load_json(score_file) if osp.exists(score_file) else {}
+    if args.score_missing:
+        for r in kept:
+            if CELLS[r['cell']][1] > 0 and r['seed'] in args.seeds and run_name(r) not in scores:
+                scores[run_name(r)] = score_missing(r, args, thread_env(1))
+                dump_json(scores, score_file, indent=1)
+                print(run_name(r), dumps_json(scores[run_name(r)]), flush=True)
     head = ('negatives per positive (training labels): '
             + ', '.join(f'{c} {ratios[c]:.2f}' for c in args.cells) + f'; {args.epochs} epochs')
     md = head + '\n\n' + table(kept, args.cells, args.losses)
+    scored = missing_table(kept, scores, args.cells, args.losses)
+    if scored:
+        md += '\n\nThe training canvases scored by the final checkpoints (mean score per kind of label):\n\n' + scored
     with open(osp.join(args.out, 'results.md'), 'w') as f:
         f.write(md + '\n')
     figures(kept, args.losses, ratios, args.out)
