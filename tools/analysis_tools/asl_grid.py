@@ -38,7 +38,7 @@ reads the last evaluation: mAP (macro), CF1 and OF1 at threshold 0.5, and Delta 
     python tools/analysis_tools/asl_grid.py --cells k10 k10_rho0.6 --losses bce focal asl --seeds 0 \\
         --val-interval 1 --out work_dirs/asl_grid_curves   # the schedule check: one seed, every epoch
 
-Runs are rows of ``<out>/results.json`` (a rerun skips finished ones; ``--force`` retrains), each with the
+Runs are rows of ``<out>/results.json`` (a rerun skips the finished ones), each with the
 SHA-256 of the full config MMEngine dumped into its folder and the load average before and after. Written to
 ``<out>``: ``results.md`` (mean +- sample std, per-seed values, and ASL's difference to the better of BCE and
 focal loss with the standard error of that difference), ``fig_asl_vs_negatives.png`` and
@@ -196,7 +196,7 @@ def missing_label_scores(predictions, ann_file, removed_file):
 
 def score_missing(row, args, env):
     """``missing_label_scores`` of a finished run of a cell with missing labels (its final checkpoint)."""
-    import pickle
+    from mmdet_asl.compat import load_pickle_safely
     name = run_name(row)
     work_dir = osp.join(args.out, name)
     out = osp.join(work_dir, 'train_scores.pkl')
@@ -209,8 +209,8 @@ def score_missing(row, args, env):
                  '--out', out, '--cfg-options', 'test_dataloader.dataset.ann_file=annotations/instances_train.json',
                  'test_dataloader.dataset.data_prefix=train', 'test_dataloader.dataset.drop_empty=False'],
                 stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
-    with open(out, 'rb') as f:
-        predictions = pickle.load(f)
+    # a pickle can name any code to run: only containers, numbers, strings, numpy arrays and tensors are read
+    predictions = load_pickle_safely(out)
     return missing_label_scores(predictions, osp.join(root, 'annotations', 'instances_train.json'),
                                 osp.join(root, 'annotations', 'removed_train_labels.json'))
 
