@@ -43,6 +43,9 @@ SHA-256 of the full config MMEngine dumped into its folder and the load average 
 ``<out>``: ``results.md`` (mean +- sample std, per-seed values, and ASL's difference to the better of BCE and
 focal loss with the standard error of that difference), ``fig_asl_vs_negatives.png`` and
 ``fig_asl_vs_missing.png`` (that difference against negatives per positive, and against rho).
+``--score-missing`` has the final checkpoints of the missing-label cells score their own training canvases
+(``missing_scores.json``, a second table: how far each loss fitted the removed labels as negatives);
+``--report-only`` writes the outputs from the finished runs without training.
 """
 import argparse
 import math
