@@ -60,6 +60,9 @@ from training_runs import ROOT, read_scalars, run_all, thread_env, train  # noqa
 
 from mmdet_asl.utils.strict_json import dump_json, dumps_json, load_json  # noqa: E402
 
+sys.path.insert(0, osp.join(ROOT, 'tools', 'dataset_converters'))
+from missing_labels import REMOVED_FILE  # noqa: E402
+
 CONFIG = 'configs/multilabel/effnet-lite0_asl_1xb32_fashion-canvas-128px.py'
 DATA_ROOT = 'data/asl_grid'
 # the pretrained recipe's canvases (make_fashion_canvases.py --size 128 --scale-range 1.2 2.2), two items each
@@ -191,8 +194,8 @@ def missing_label_scores(predictions, ann_file, removed_file):
             groups['kept' if pair in kept else 'missing' if pair in missing else 'neg'].append(score)
     miss, neg = np.sort(groups['missing']), np.sort(groups['neg'])
     # Mann-Whitney: for each missing score, the negatives below it plus half the ties
-    below = np.searchsorted(neg, miss, side='left') + 0.5 * (np.searchsorted(neg, miss, side='right')
-                                                           - np.searchsorted(neg, miss, side='left'))
+    lower, upper = np.searchsorted(neg, miss, side='left'), np.searchsorted(neg, miss, side='right')
+    below = lower + 0.5 * (upper - lower)
     return dict(p_kept=float(np.mean(groups['kept'])), p_missing=float(np.mean(miss)),
                 p_neg=float(np.mean(neg)), auc_missing=float(below.sum() / (len(miss) * len(neg))))
 
@@ -215,7 +218,7 @@ def score_missing(row, args, env):
     # a pickle can name any code to run: only containers, numbers, strings, numpy arrays and tensors are read
     predictions = load_pickle_safely(out)
     return missing_label_scores(predictions, osp.join(root, 'annotations', 'instances_train.json'),
-                                osp.join(root, 'annotations', 'removed_train_labels.json'))
+                                osp.join(root, 'annotations', REMOVED_FILE))
 
 
 def stats(values):

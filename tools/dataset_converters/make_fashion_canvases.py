@@ -66,7 +66,7 @@ from PIL import Image
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 # the removal's generator is independent of the canvases' default_rng(seed): removing labels never changes
 # which canvases are drawn
-from missing_labels import MISSING_UNITS, record_matches, remove_labels, write_record  # noqa: E402
+from missing_labels import MISSING_UNITS, REMOVED_FILE, record_matches, remove_labels, write_record  # noqa: E402
 
 CLASSES = ('T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag',
            'Ankle boot')
@@ -76,7 +76,6 @@ FILES = {
     'test': ('t10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz'),
 }
 FORMAT_VERSION = 1
-REMOVED_FILE = 'removed_train_labels.json'
 
 
 def find_source(src=None):

@@ -13,6 +13,7 @@ import numpy as np
 # numpy SeedSequence([seed, MISSING_STREAM]) is independent of a converter's own default_rng(seed)
 MISSING_STREAM = int.from_bytes(b'missing', 'big')
 MISSING_UNITS = ('label', 'box')
+REMOVED_FILE = 'removed_train_labels.json'  # the record, beside the converter's training annotations
 GENERATOR = 'numpy.random.default_rng(numpy.random.SeedSequence([seed, int.from_bytes(b"missing", "big")]))'
 
 

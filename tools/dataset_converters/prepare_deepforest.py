@@ -50,7 +50,7 @@ import numpy as np
 from mmdet_asl.utils import wheels
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from missing_labels import remove_labels, write_record  # noqa: E402
+from missing_labels import REMOVED_FILE, remove_labels, write_record  # noqa: E402
 
 DEFAULT_VERSION = '2.1.0'
 SPLITS = {
@@ -58,7 +58,6 @@ SPLITS = {
     'val': ['2019_YELL_2_541000_4977000_image_crop'],
 }
 CLASSES = ('Tree', )
-REMOVED_FILE = 'removed_train_labels.json'
 
 
 def fetch_wheel(cache_dir: str, version: str) -> str:
