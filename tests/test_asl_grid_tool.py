@@ -116,3 +116,75 @@ def test_missing_label_scores_by_kind_of_pair(tmp_path):
     assert out['p_neg'] == pytest.approx(0.8 / 3)
     # 0.5 beats 0.1 and 0.2 and ties 0.5 (2.5 of 3); 0.4 beats 0.1 and 0.2 (2 of 3)
     assert out['auc_missing'] == pytest.approx(4.5 / 6)
+
+
+def det_row(cell, loss, seed, ap, epochs=60):
+    return dict(cell=cell, loss=loss, seed=seed, epochs=epochs, AP=ap, AP50=ap * 4, dp=-0.3, curve=[])
+
+
+def test_detection_cells_datasets_and_losses_are_the_documented_ones():
+    assert grid.DET_CELLS == {'deepforest': ('deepforest', 0.0), 'deepforest_rho0.3': ('deepforest', 0.3),
+                              'fashion10': ('fashion10', 0.0), 'fashion10_rho0.3': ('fashion10', 0.3)}
+    assert grid.DET_LOSSES == ('focal', 'asl_m0', 'asl_m005', 'asl_a025') and grid.DET_BASELINES == ('focal', )
+    assert {d['epochs'] for d in grid.DET_DATASETS.values()} == {60, 12}
+
+
+def test_detection_run_options_set_the_cell_data_the_loss_and_only_a_changed_schedule():
+    opts = grid.det_run_options('deepforest_rho0.3', 'focal', 1, None, None, data_root='/d')
+    assert 'train_dataloader.dataset.data_root=/d/deepforest_rho0.3/' in opts
+    assert 'val_evaluator.ann_file=/d/deepforest_rho0.3/annotations/val.json' in opts
+    assert {'model.bbox_head.loss_cls.gamma_pos=2.0', 'model.bbox_head.loss_cls.alpha=0.25',
+            'randomness.seed=1', 'train_cfg.val_interval=10', 'default_hooks.checkpoint.interval=60',
+            'train_dataloader.dataset.filter_cfg.filter_empty_gt=False'} <= set(opts)
+    assert not any(o.startswith(('train_cfg.max_epochs', 'param_scheduler')) for o in opts)  # the config's 60
+    opts = grid.det_run_options('fashion10', 'asl_m005', 0, 24, 4, data_root='/d')
+    assert 'test_evaluator.ann_file=/d/fashion10/annotations/instances_test.json' in opts
+    assert {'model.bbox_head.loss_cls.clip=0.05', 'train_cfg.max_epochs=24', 'param_scheduler.1.milestones=[19]',
+            'train_cfg.val_interval=4', 'default_hooks.checkpoint.interval=24'} <= set(opts)
+    assert 'train_cfg.val_interval=2' in grid.det_run_options('fashion10', 'focal', 0, None, None)
+
+
+def test_summarise_det_reads_the_last_box_evaluation_in_points():
+    scalars = ([{'asl_dp': -0.5, 'step': i} for i in range(5)]
+               + [{'coco/bbox_mAP': ap, 'coco/bbox_mAP_50': 0.4, 'step': e} for e, ap in ((20, 0.1), (10, 0.05))])
+    out = grid.summarise_det(scalars)
+    assert out['AP'] == pytest.approx(10.0) and out['AP50'] == pytest.approx(40.0)
+    assert out['curve'] == [(10, pytest.approx(5.0)), (20, pytest.approx(10.0))] and out['dp'] == -0.5
+
+
+def test_detection_report_only_compares_with_focal_loss_at_each_dataset_schedule(tmp_path, monkeypatch):
+    rows = ([det_row('deepforest', loss, s, 10.0 + s + (loss == 'asl_m0')) for loss in ('focal', 'asl_m0')
+             for s in range(3)]
+            + [det_row('fashion10', 'focal', 0, 70.0, epochs=12), det_row('fashion10', 'asl_m0', 0, 60.0, epochs=60)])
+    (tmp_path / 'results.json').write_text(json.dumps(rows))
+    monkeypatch.setattr(grid, 'make_det_cell', lambda cell, root: None)
+    monkeypatch.setattr(grid, 'training_boxes', lambda path: 777)
+
+    def no_training(*args):
+        raise AssertionError('--report-only trained a run')
+    monkeypatch.setattr(grid, 'run_one_det', no_training)
+    grid.main(['--arm', 'detection', '--report-only', '--cells', 'deepforest', 'fashion10', '--out', str(tmp_path)])
+    md = (tmp_path / 'results.md').read_text()
+    assert '| deepforest | asl_m0 | 3 | 12.0 ± 1.0 | 48.0 ± 4.0 |' in md and '+1.0 ± 0.8 (vs focal)' in md
+    # fashion10's schedule is 12 epochs: its 60-epoch row is another schedule and stays out of the table
+    assert '| fashion10 | focal | 1 |' in md and '| fashion10 | asl_m0 |' not in md
+    assert 'deepforest 777 (60), fashion10 777 (12)' in md
+
+
+def test_detection_runs_only_what_is_missing_and_refuses_the_other_arms_cells(tmp_path, monkeypatch):
+    (tmp_path / 'results.json').write_text(json.dumps([det_row('deepforest', 'focal', 0, 10.0)]))
+    monkeypatch.setattr(grid, 'make_det_cell', lambda cell, root: None)
+    monkeypatch.setattr(grid, 'training_boxes', lambda path: 1)
+    monkeypatch.setattr(grid, 'figures', lambda *a: None)
+    ran = []
+    monkeypatch.setattr(grid, 'run_one_det', lambda c, loss, s, args, env: ran.append((c, loss, s)) or det_row(
+        c, loss, s, 9.0, epochs=grid.det_epochs(c, args.epochs)))
+    grid.main(['--arm', 'detection', '--cells', 'deepforest', 'fashion10', '--losses', 'focal', 'asl_m0',
+               '--seeds', '0', '1', '--out', str(tmp_path)])
+    assert ran == [('deepforest', 'asl_m0', 0), ('fashion10', 'focal', 0), ('fashion10', 'asl_m0', 0),
+                   ('deepforest', 'focal', 1), ('deepforest', 'asl_m0', 1), ('fashion10', 'focal', 1),
+                   ('fashion10', 'asl_m0', 1)]
+    assert {(r['cell'], r['epochs']) for r in json.loads((tmp_path / 'results.json').read_text())} == {
+        ('deepforest', 60), ('fashion10', 12)}
+    with pytest.raises(SystemExit):
+        grid.main(['--arm', 'detection', '--cells', 'k10', '--out', str(tmp_path)])

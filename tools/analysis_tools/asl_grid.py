@@ -1,11 +1,12 @@
 #!/usr/bin/env python
-"""When does ASL help? A grid of loss x data cell x seed, multi-label classification with pretrained features.
+"""When does ASL help? A grid of loss x data cell x seed, multi-label classification and detection, pretrained.
 
-Each cell is a Fashion-MNIST canvas set made by ``tools/dataset_converters/make_fashion_canvases.py`` at the
-pretrained recipe's size (128 px, items at twice the default scale; 1536 train and 1000 test canvases, two items
-per canvas) with ``K`` classes (``--classes``: negatives per positive) and a fraction ``rho`` of the training
-labels removed (``--missing-rate``; the test labels stay complete). The same seed draws the same canvases
-whatever ``rho``, so the cells of the missing-label axis differ only in the removed labels. Cells:
+Multi-label arm (the default, ``--arm multilabel``). Each cell is a Fashion-MNIST canvas set made by
+``tools/dataset_converters/make_fashion_canvases.py`` at the pretrained recipe's size (128 px, items at twice the
+default scale; 1536 train and 1000 test canvases, two items per canvas) with ``K`` classes (``--classes``:
+negatives per positive) and a fraction ``rho`` of the training labels removed (``--missing-rate``; the test labels
+stay complete). The same seed draws the same canvases whatever ``rho``, so the cells of the missing-label axis
+differ only in the removed labels. Cells:
 
     k3             K = 3: the tops T-shirt/top, Pullover, Shirt (negatives per positive about 0.8)
     k5             K = 5: the tops, Coat and Dress (about 1.8)
@@ -46,6 +47,26 @@ focal loss with the standard error of that difference), ``fig_asl_vs_negatives.p
 ``--score-missing`` has the final checkpoints of the missing-label cells score their own training canvases
 (``missing_scores.json``, a second table: how far each loss fitted the removed labels as negatives);
 ``--report-only`` writes the outputs from the finished runs without training.
+
+Detection arm (``--arm detection``): the demo recipe, FCOS + ImageNet EfficientNet-Lite0, with a fraction
+``rho`` of the training boxes removed (the val/test boxes stay complete; an image left without boxes is trained
+on as background). Cells:
+
+    deepforest          the DeepForest tiles (``prepare_deepforest.py``, one class) in the demo config as it is
+                        (configs/demo/fcos_effnet-lite0_asl_deepforest.py, 60 epochs)
+    deepforest_rho0.3   with 30 % of the training boxes removed (``--missing-rate 0.3``, seed 0)
+    fashion10           balanced Fashion-MNIST detection canvases (10 classes, 1-4 items at 64 px; 1440 train,
+                        400 test) in the recipe adapted once to 10 classes and small canvases
+                        (configs/demo/fcos_effnet-lite0_asl_fashion-longtail.py: 128 px input, 12 epochs)
+    fashion10_rho0.3    with 30 % of the training boxes removed (``--missing-rate 0.3 --missing-unit box``)
+
+Losses (``detection_seeds.py``'s variants, each an ``AsymmetricLoss`` so that the probe reads Delta p):
+``focal`` (gamma+ = gamma- = 2, alpha 0.25: FocalLoss's values), ``asl_m0`` (gamma+ 1, gamma- 2, m 0: the
+paper's detection setting), ``asl_m005`` (m 0.05), ``asl_a025`` (m 0, alpha 0.25). The table reads the last
+evaluation (box AP, AP50) and compares each ASL loss with focal loss; ``fig_det_asl_vs_missing_<dataset>.png``
+draws that difference against rho. Results go to ``work_dirs/asl_grid_det`` unless ``--out`` says otherwise.
+
+    python tools/analysis_tools/asl_grid.py --arm detection --cells deepforest deepforest_rho0.3 --jobs 2
 """
 import argparse
 import math
@@ -56,6 +77,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+import detection_seeds  # noqa: E402
 from training_runs import ROOT, read_scalars, run_all, thread_env, train  # noqa: E402
 
 from mmdet_asl.utils.strict_json import dump_json, dumps_json, load_json  # noqa: E402
@@ -84,6 +106,33 @@ LOSSES = {  # name -> (AsymmetricLoss arguments, ProbabilityGapHook adaptive set
 }
 BASELINES = ('bce', 'focal')
 METRICS = ('mAP', 'CF1', 'OF1')
+
+# The detection arm: the demo recipe (FCOS + ImageNet EfficientNet-Lite0) on two datasets, with a fraction rho of
+# the training boxes removed (seed 0; the val/test annotations stay complete). Per dataset: the ASL config every
+# loss is set in, the converter's arguments, the COCO files, the schedule and the evaluation interval.
+DET_DATA_ROOT = 'data/asl_grid_det'
+DET_DATASETS = {
+    # the DeepForest tiles (one class) and the demo config as it is
+    'deepforest': dict(config='configs/demo/fcos_effnet-lite0_asl_deepforest.py',
+                       convert=['tools/dataset_converters/prepare_deepforest.py', '--seed', '0'],
+                       train_ann='train.json', val_ann='val.json', epochs=60, val_interval=10),
+    # balanced canvases of the 10 classes (1-4 items at 64 px, the long-tailed set's size and items), in the
+    # demo recipe adapted once to 10 classes and small canvases (fcos_effnet-lite0_*_fashion-longtail.py:
+    # 128 px input, horizontal flips, 12 epochs), which is trained here on these canvases instead
+    'fashion10': dict(config='configs/demo/fcos_effnet-lite0_asl_fashion-longtail.py',
+                      convert=['tools/dataset_converters/make_fashion_canvases.py', '--num-train', '1440',
+                               '--num-test', '400', '--seed', '0', '--missing-unit', 'box'],
+                      train_ann='instances_train.json', val_ann='instances_test.json', epochs=12, val_interval=2),
+}
+DET_CELLS = {  # name -> (dataset, rho missing)
+    'deepforest': ('deepforest', 0.0), 'deepforest_rho0.3': ('deepforest', 0.3),
+    'fashion10': ('fashion10', 0.0), 'fashion10_rho0.3': ('fashion10', 0.3),
+}
+# detection_seeds.py's variants, each set as an AsymmetricLoss in the dataset's ASL config (focal: gamma+ =
+# gamma- = 2, alpha 0.25, which gives FocalLoss's values), so that the probe reads Delta p of each
+DET_LOSSES = ('focal', 'asl_m0', 'asl_m005', 'asl_a025')
+DET_BASELINES = ('focal', )
+DET_METRICS = ('AP', 'AP50')
 
 
 def cell_dir(cell, data_root=DATA_ROOT):
@@ -159,6 +208,67 @@ def run_one(cell, loss, seed, args, env):
     return dict(cell=cell, loss=loss, seed=seed, epochs=args.epochs, **summarise(read_scalars(work_dir)), **run)
 
 
+def make_det_cell(cell, data_root=DET_DATA_ROOT):
+    """Write the cell's images and COCO files with its fraction of the training boxes removed."""
+    dataset, rho = DET_CELLS[cell]
+    subprocess.check_call([sys.executable, *DET_DATASETS[dataset]['convert'], '--missing-rate', str(rho), '--out',
+                           cell_dir(cell, data_root)], cwd=ROOT, stdout=subprocess.DEVNULL)
+
+
+def det_ann_file(cell, data_root, split):
+    """The COCO file of a detection cell's ``split`` ('train' or 'val')."""
+    return osp.join(cell_dir(cell, data_root), 'annotations', DET_DATASETS[DET_CELLS[cell][0]][f'{split}_ann'])
+
+
+def det_epochs(cell, epochs=None):
+    """The schedule of a detection cell: ``epochs`` when given, else its dataset's."""
+    return epochs or DET_DATASETS[DET_CELLS[cell][0]]['epochs']
+
+
+def training_boxes(ann_file):
+    """The boxes a detector is trained on: the non-crowd annotations of a COCO file."""
+    return sum(not a.get('iscrowd', 0) for a in load_json(ann_file)['annotations'])
+
+
+def det_run_options(cell, loss, seed, epochs, val_interval, data_root=DET_DATA_ROOT):
+    dataset = DET_DATASETS[DET_CELLS[cell][0]]
+    root = cell_dir(cell, data_root) + '/'
+    val_ann = det_ann_file(cell, data_root, 'val')
+    epochs = det_epochs(cell, epochs)
+    # the dataset's own schedule, or detection_seeds.py's shortened/lengthened one (x0.1 at 80 %)
+    schedule = [] if epochs == dataset['epochs'] else detection_seeds.schedule_options(epochs)
+    return ([f'randomness.seed={seed}', f'train_dataloader.dataset.data_root={root}',
+             f'val_dataloader.dataset.data_root={root}', f'test_dataloader.dataset.data_root={root}',
+             f'val_evaluator.ann_file={val_ann}', f'test_evaluator.ann_file={val_ann}',
+             # an image whose boxes were all removed is trained on as background, as in real data
+             'train_dataloader.dataset.filter_cfg.filter_empty_gt=False',
+             *detection_seeds.VARIANTS[loss][1], *schedule,
+             f'train_cfg.val_interval={val_interval or dataset["val_interval"]}',
+             f'default_hooks.checkpoint.interval={epochs}'])
+
+
+def summarise_det(scalars, last=20):
+    """Final box AP and AP50 (the last evaluation, in points), the AP curve [(epoch, AP)], Delta p at the end."""
+    evals = sorted((s for s in scalars if 'coco/bbox_mAP' in s), key=lambda s: s['step'])
+    dps = [s['asl_dp'] for s in scalars if 'asl_dp' in s]
+    out = dict(AP=100 * evals[-1]['coco/bbox_mAP'], AP50=100 * evals[-1]['coco/bbox_mAP_50'])
+    out['curve'] = [(s['step'], 100 * s['coco/bbox_mAP']) for s in evals]
+    out['dp'] = statistics.mean(dps[-last:]) if dps else float('nan')
+    return out
+
+
+def run_one_det(cell, loss, seed, args, env):
+    name = run_name(dict(cell=cell, loss=loss, seed=seed))
+    work_dir = osp.join(args.out, name)
+    os.makedirs(osp.join(args.out, 'run_configs'), exist_ok=True)
+    config = detection_seeds.write_probed_config(osp.join(ROOT, DET_DATASETS[DET_CELLS[cell][0]]['config']),
+                                                 osp.join(args.out, 'run_configs', name + '.py'))
+    run = train(config, work_dir, det_run_options(cell, loss, seed, args.epochs, args.val_interval,
+                                                  args.data_root), osp.join(args.out, name + '.log'), env)
+    return dict(cell=cell, loss=loss, seed=seed, epochs=det_epochs(cell, args.epochs),
+                **summarise_det(read_scalars(work_dir)), **run)
+
+
 def pending(results, cells, losses, seeds, epochs):
     """The (cell, loss, seed) runs not in ``results`` for this schedule; seed-major, so that a partial grid
     has every cell and loss at its first seeds."""
@@ -228,38 +338,40 @@ def stats(values):
     return mean, sd, len(values)
 
 
-def difference_to_best_baseline(results, cell, loss, metric='mAP'):
-    """(difference, standard error, baseline name): ``loss``'s mean minus the mean of the better of BCE and focal
-    loss in ``cell``; the standard error of a difference of two means, sqrt(sd_a^2 / n_a + sd_b^2 / n_b)."""
+def difference_to_best_baseline(results, cell, loss, metric='mAP', baselines=BASELINES):
+    """(difference, standard error, baseline name): ``loss``'s mean minus the mean of the best of ``baselines``
+    (BCE and focal loss) in ``cell``; the standard error of a difference of two means,
+    sqrt(sd_a^2 / n_a + sd_b^2 / n_b)."""
     def of(name):
         return stats([r[metric] for r in results if r['cell'] == cell and r['loss'] == name])
-    baselines = [(of(b), b) for b in BASELINES if of(b)[2]]
-    if not baselines or not of(loss)[2]:
+    measured = [(of(b), b) for b in baselines if of(b)[2]]
+    if not measured or not of(loss)[2]:
         return float('nan'), float('nan'), None
-    (b_mean, b_sd, b_n), best = max(baselines, key=lambda x: x[0][0])
+    (b_mean, b_sd, b_n), best = max(measured, key=lambda x: x[0][0])
     a_mean, a_sd, a_n = of(loss)
     se = math.sqrt(a_sd ** 2 / a_n + b_sd ** 2 / b_n) if a_n > 1 and b_n > 1 else float('nan')
     return a_mean - b_mean, se, best
 
 
-def table(results, cells, losses):
-    lines = ['| cell | loss | seeds | mAP | CF1 | OF1 | Δp (last 20 it.) | per-seed mAP | mAP − best baseline |',
-             '|---|---|---|---|---|---|---|---|---|']
+def table(results, cells, losses, metrics=METRICS, baselines=BASELINES):
+    head = metrics[0]
+    lines = ['| cell | loss | seeds | ' + ' | '.join(metrics) + f' | Δp (last 20 it.) | per-seed {head} | '
+             f'{head} − best baseline |', '|---|---|---|' + '---|' * (len(metrics) + 3)]
     for cell in cells:
         for loss in losses:
             runs = sorted((r for r in results if r['cell'] == cell and r['loss'] == loss), key=lambda r: r['seed'])
             if not runs:
                 continue
             cells_txt = []
-            for m in METRICS:
+            for m in metrics:
                 mean, sd, _ = stats([r[m] for r in runs])
                 cells_txt.append(f'{mean:.1f} ± {sd:.1f}')
             dp = stats([r['dp'] for r in runs])[0]
             diff = ''
-            if loss not in BASELINES:
-                d, se, best = difference_to_best_baseline(results, cell, loss)
+            if loss not in baselines:
+                d, se, best = difference_to_best_baseline(results, cell, loss, head, baselines)
                 diff = f'{d:+.1f} ± {se:.1f} (vs {best})' if best else ''
-            per_seed = ', '.join(f"{r['mAP']:.1f}" for r in runs)
+            per_seed = ', '.join(f"{r[head]:.1f}" for r in runs)
             lines.append(f"| {cell} | {loss} | {len(runs)} | {' | '.join(cells_txt)} | {dp:.3f} | {per_seed} "
                          f'| {diff} |')
     return '\n'.join(lines)
@@ -280,21 +392,30 @@ def missing_table(results, scores, cells, losses):
     return '\n'.join(lines) if len(lines) > 2 else ''
 
 
-def figures(results, losses, ratios, out):
+def multilabel_axes(ratios):
+    """The multi-label figures: (file, cells, x of a cell, x label), against negatives per positive and rho."""
+    return (('fig_asl_vs_negatives.png', [c for c in CELLS if CELLS[c][1] == 0.0],
+             lambda c: ratios.get(c, float('nan')), 'negatives per positive (training labels)'),
+            ('fig_asl_vs_missing.png', [c for c in CELLS if CELLS[c][0] == ALL],
+             lambda c: CELLS[c][1], 'fraction rho of training labels missing'))
+
+
+DET_AXES = tuple((f'fig_det_asl_vs_missing_{d}.png', [c for c in DET_CELLS if DET_CELLS[c][0] == d],
+                  lambda c: DET_CELLS[c][1], f'fraction rho of training boxes missing ({d})') for d in DET_DATASETS)
+
+
+def figures(results, losses, axes, out, metric='mAP', baselines=BASELINES):
+    """One figure per axis: each ASL loss's difference to the best baseline (+- its standard error)."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    axes_def = (('fig_asl_vs_negatives.png', [c for c in CELLS if CELLS[c][1] == 0.0],
-                 lambda c: ratios.get(c, float('nan')), 'negatives per positive (training labels)'),
-                ('fig_asl_vs_missing.png', [c for c in CELLS if CELLS[c][0] == ALL],
-                 lambda c: CELLS[c][1], 'fraction rho of training labels missing'))
-    for filename, cells, x_of, xlabel in axes_def:
+    for filename, cells, x_of, xlabel in axes:
         fig, ax = plt.subplots(figsize=(5.5, 4))
         drawn = False
         for loss in losses:
-            if loss in BASELINES:
+            if loss in baselines:
                 continue
-            pts = [(x_of(c), *difference_to_best_baseline(results, c, loss)[:2]) for c in cells]
+            pts = [(x_of(c), *difference_to_best_baseline(results, c, loss, metric, baselines)[:2]) for c in cells]
             pts = [p for p in pts if p[1] == p[1]]
             if pts:
                 x, d, se = zip(*sorted(pts))
@@ -304,8 +425,9 @@ def figures(results, losses, ratios, out):
             plt.close(fig)
             continue
         ax.axhline(0.0, color='gray', lw=0.8)
-        ax.set(xlabel=xlabel, ylabel='mAP − best of BCE / focal (points)',
-               title='ASL against the better baseline (± s.e.)')
+        ax.set(xlabel=xlabel, ylabel=f'{metric} − best of {" / ".join(baselines)} (points)',
+               title='ASL against the better baseline (± s.e.)' if len(baselines) > 1
+               else f'ASL against {baselines[0]} (± s.e.)')
         ax.legend(fontsize=8)
         fig.tight_layout()
         fig.savefig(osp.join(out, filename), dpi=120)
@@ -314,39 +436,74 @@ def figures(results, losses, ratios, out):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--cells', nargs='+', default=list(CELLS), choices=list(CELLS))
-    parser.add_argument('--losses', nargs='+', default=list(LOSSES), choices=list(LOSSES))
+    parser.add_argument('--arm', choices=('multilabel', 'detection'), default='multilabel')
+    parser.add_argument('--cells', nargs='+', choices=list(CELLS) + list(DET_CELLS), help='default: the arm\'s')
+    parser.add_argument('--losses', nargs='+', choices=list(LOSSES) + list(DET_LOSSES), help='default: the arm\'s')
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
-    parser.add_argument('--epochs', type=int, default=8, help='8: where every loss has stopped improving')
-    parser.add_argument('--val-interval', type=int, default=4,
-                        help='epochs between evaluations (1 for the schedule check\'s curves)')
-    parser.add_argument('--out', default='work_dirs/asl_grid')
+    parser.add_argument('--epochs', type=int, help='default: where every loss has stopped improving, 8 '
+                        '(multi-label), the dataset\'s schedule (detection: DeepForest 60, fashion10 12)')
+    parser.add_argument('--val-interval', type=int, help='epochs between evaluations (the curves); default 4 '
+                        '(multi-label), the dataset\'s (detection: DeepForest 10, fashion10 2)')
+    parser.add_argument('--out', help='default: work_dirs/asl_grid (multi-label), work_dirs/asl_grid_det')
     parser.add_argument('--score-missing', action='store_true',
-                        help='score the training canvases with each finished run of a cell with missing labels '
-                        '(kept positives, missing positives, true negatives; missing_scores.json)')
+                        help='multi-label: score the training canvases with each finished run of a cell with '
+                        'missing labels (kept positives, missing positives, true negatives; missing_scores.json)')
     parser.add_argument('--report-only', action='store_true',
                         help='write the table and figures from the finished runs in results.json; train nothing')
-    parser.add_argument('--data-root', default=DATA_ROOT)
+    parser.add_argument('--data-root', help=f'default: {DATA_ROOT} (multi-label), {DET_DATA_ROOT}')
     parser.add_argument('--jobs', type=int, default=1,
                         help='runs at a time; each gets cpu_count // jobs threads unless OMP_NUM_THREADS is set')
     args = parser.parse_args(argv)
-    if args.epochs % args.val_interval:
-        parser.error(f'--epochs {args.epochs} must be a multiple of --val-interval {args.val_interval}')
-    args.out = osp.abspath(args.out)
-    args.data_root = osp.abspath(args.data_root)
-    os.makedirs(args.out, exist_ok=True)
+    det = args.arm == 'detection'
+    arm_cells, arm_losses = (DET_CELLS, DET_LOSSES) if det else (CELLS, LOSSES)
+    args.cells = args.cells or list(arm_cells)
+    args.losses = args.losses or list(arm_losses)
+    wrong = [x for x in args.cells + args.losses if x not in arm_cells and x not in arm_losses]
+    if wrong:
+        parser.error(f'{", ".join(wrong)}: not a cell or loss of --arm {args.arm}')
+    if det and args.score_missing:
+        parser.error('--score-missing scores multi-label canvases; it has no detection form')
+    if not det:
+        args.epochs, args.val_interval = args.epochs or 8, args.val_interval or 4
     for cell in args.cells:
-        make_cell(cell, args.data_root)  # also for --report-only: the negatives per positive are read from it
-    ratios = {c: negatives_per_positive(osp.join(cell_dir(c, args.data_root), 'annotations',
-                                                 'instances_train.json')) for c in args.cells}
+        dataset = DET_DATASETS[DET_CELLS[cell][0]] if det else {}
+        epochs, interval = args.epochs or dataset['epochs'], args.val_interval or dataset['val_interval']
+        if epochs % interval:
+            parser.error(f'{cell}: {epochs} epochs must be a multiple of --val-interval {interval}')
+    epochs_of = (lambda c: det_epochs(c, args.epochs)) if det else (lambda c: args.epochs)
+    args.out = osp.abspath(args.out or ('work_dirs/asl_grid_det' if det else 'work_dirs/asl_grid'))
+    args.data_root = osp.abspath(args.data_root or (DET_DATA_ROOT if det else DATA_ROOT))
+    os.makedirs(args.out, exist_ok=True)
+    for cell in args.cells:  # also for --report-only: the head of the table is read from the cells
+        (make_det_cell if det else make_cell)(cell, args.data_root)
     res_file = osp.join(args.out, 'results.json')
     results = load_json(res_file) if osp.exists(res_file) else []
     env = thread_env(args.jobs)
-    todo = [] if args.report_only else pending(results, args.cells, args.losses, args.seeds, args.epochs)
-    run_all(run_one, [(c, loss, s, args, env) for c, loss, s in todo], args.jobs, results, res_file,
-            not_printed=('curve', ))
-    kept = [r for r in results if r['epochs'] == args.epochs and r['cell'] in args.cells
+    todo = [] if args.report_only else [
+        job for cell in args.cells for job in pending(results, [cell], args.losses, args.seeds, epochs_of(cell))]
+    todo.sort(key=lambda job: job[2])  # seed-major across the cells too
+    run_all(run_one_det if det else run_one, [(c, loss, s, args, env) for c, loss, s in todo], args.jobs, results,
+            res_file, not_printed=('curve', ))
+    kept = [r for r in results if r['cell'] in args.cells and r['epochs'] == epochs_of(r['cell'])
             and r['loss'] in args.losses]
+    if det:
+        head = 'training boxes (epochs): ' + ', '.join(
+            f"{c} {training_boxes(det_ann_file(c, args.data_root, 'train'))} ({epochs_of(c)})" for c in args.cells)
+        md = head + '\n\n' + table(kept, args.cells, args.losses, DET_METRICS, DET_BASELINES)
+        axes, metric, baselines = DET_AXES, 'AP', DET_BASELINES
+    else:
+        md, axes = multilabel_report(kept, args)
+        metric, baselines = 'mAP', BASELINES
+    with open(osp.join(args.out, 'results.md'), 'w') as f:
+        f.write(md + '\n')
+    figures(kept, args.losses, axes, args.out, metric, baselines)
+    print(md)
+
+
+def multilabel_report(kept, args):
+    """The multi-label table (with the training-canvas scores of --score-missing) and the figures' axes."""
+    ratios = {c: negatives_per_positive(osp.join(cell_dir(c, args.data_root), 'annotations',
+                                                 'instances_train.json')) for c in args.cells}
     score_file = osp.join(args.out, 'missing_scores.json')
     scores = load_json(score_file) if osp.exists(score_file) else {}
     if args.score_missing:
@@ -361,10 +518,7 @@ def main(argv=None):
     scored = missing_table(kept, scores, args.cells, args.losses)
     if scored:
         md += '\n\nThe training canvases scored by the final checkpoints (mean score per kind of label):\n\n' + scored
-    with open(osp.join(args.out, 'results.md'), 'w') as f:
-        f.write(md + '\n')
-    figures(kept, args.losses, ratios, args.out)
-    print(md)
+    return md, multilabel_axes(ratios)
 
 
 if __name__ == '__main__':
