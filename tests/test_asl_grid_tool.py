@@ -188,3 +188,10 @@ def test_detection_runs_only_what_is_missing_and_refuses_the_other_arms_cells(tm
         ('deepforest', 60), ('fashion10', 12)}
     with pytest.raises(SystemExit):
         grid.main(['--arm', 'detection', '--cells', 'k10', '--out', str(tmp_path)])
+
+
+def test_curves_table_lists_the_first_seed_of_each_cell_and_loss():
+    rows = [dict(det_row('deepforest', 'focal', s, 10.0), curve=[(10, 5.0 + s), (20, 9.0)]) for s in (1, 0)]
+    lines = grid.curves_table(rows + [det_row('deepforest', 'asl_m0', 0, 9.0)], ['deepforest'],
+                              ['focal', 'asl_m0'], 'AP').splitlines()
+    assert lines[2:] == ['| deepforest | focal | 0 | 10: 5.0, 20: 9.0 |']  # asl_m0 has no curve

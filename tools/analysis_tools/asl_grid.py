@@ -377,6 +377,18 @@ def table(results, cells, losses, metrics=METRICS, baselines=BASELINES):
     return '\n'.join(lines)
 
 
+def curves_table(results, cells, losses, metric):
+    """The evaluations along training of each (cell, loss)'s first seed: the schedule check's curves."""
+    lines = [f'| cell | loss | seed | {metric} at epochs |', '|---|---|---|---|']
+    for cell in cells:
+        for loss in losses:
+            runs = sorted((r for r in results if r['cell'] == cell and r['loss'] == loss), key=lambda r: r['seed'])
+            if runs and runs[0].get('curve'):
+                points = ', '.join(f'{e}: {v:.1f}' for e, v in runs[0]['curve'])
+                lines.append(f"| {cell} | {loss} | {runs[0]['seed']} | {points} |")
+    return '\n'.join(lines) if len(lines) > 2 else ''
+
+
 def missing_table(results, scores, cells, losses):
     """Mean over the scored seeds of ``missing_label_scores`` per (cell with missing labels, loss)."""
     lines = ['| cell | loss | seeds | p kept positives | p missing positives | p true negatives | '
@@ -494,6 +506,9 @@ def main(argv=None):
     else:
         md, axes = multilabel_report(kept, args)
         metric, baselines = 'mAP', BASELINES
+    curves = curves_table(kept, args.cells, args.losses, metric)
+    if curves:
+        md += '\n\nAlong training (the test split, first seed):\n\n' + curves
     with open(osp.join(args.out, 'results.md'), 'w') as f:
         f.write(md + '\n')
     figures(kept, args.losses, axes, args.out, metric, baselines)
