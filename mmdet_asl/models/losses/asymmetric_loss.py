@@ -19,7 +19,7 @@ from mmdet.registry import MODELS
 
 from ...ops.asl import ASLParams, ExecOptions, apply_asymmetric_loss, probability_gap
 from ...ops.asl.checks import check_avg_factor, check_bool, check_options, check_params, check_real
-from .utils import Float64BuffersMixin, check_reduction, resolve_reduction
+from .utils import Float64BuffersMixin, check_reduction, check_use_sigmoid, refuse_softmax_layout, resolve_reduction
 
 
 @MODELS.register_module()
@@ -27,7 +27,8 @@ class AsymmetricLoss(Float64BuffersMixin, nn.Module):
     """Asymmetric Loss (Ben-Baruch et al., ICCV 2021, Eq. 7), MMDetection ``FocalLoss`` interface.
 
     Args:
-        use_sigmoid (bool): must be True (dense heads size ``cls_out_channels`` from it).
+        use_sigmoid (bool, optional): True; write it in the config, where dense heads read it to size
+            ``cls_out_channels`` (without it they build C + 1 softmax channels, which the first call refuses).
         gamma_pos (float): gamma+, focusing of positives. Default 0.
         gamma_neg (float): gamma-, focusing of negatives. Default 4.
         clip (float): probability margin m in [0, 1) (Eq. 5). Default 0.05.
@@ -73,7 +74,7 @@ class AsymmetricLoss(Float64BuffersMixin, nn.Module):
     """
 
     def __init__(self,
-                 use_sigmoid: bool = True,
+                 use_sigmoid: Optional[bool] = None,
                  gamma_pos: float = 0.0,
                  gamma_neg: float = 4.0,
                  clip: float = 0.05,
@@ -88,9 +89,7 @@ class AsymmetricLoss(Float64BuffersMixin, nn.Module):
                  validate: bool = True,
                  activated: bool = False):
         super().__init__()
-        if use_sigmoid is not True:
-            raise ValueError('AsymmetricLoss only supports use_sigmoid=True (sigmoid per label); '
-                             f'got use_sigmoid={use_sigmoid!r}')
+        self.use_sigmoid_written = check_use_sigmoid('AsymmetricLoss', use_sigmoid)
         if activated is not False:
             # Probabilities (TOOD's head) would be read as logits: sigmoid(p) in (0.5, 0.73) trains nothing sensible.
             raise ValueError(f'AsymmetricLoss takes logits; activated={activated!r} (probabilities as input, as in '
@@ -102,7 +101,7 @@ class AsymmetricLoss(Float64BuffersMixin, nn.Module):
         self.params = check_params(ASLParams(gamma_pos, gamma_neg, clip, eps, alpha, focusing_grad))
         self.options = check_options(ExecOptions(impl, validate))
         check_reduction(reduction)
-        self.use_sigmoid = use_sigmoid
+        self.use_sigmoid = True  # read by the heads that size their classifier from the built loss (DETR's)
         self.reduction = reduction
         self.loss_weight = check_real('loss_weight', loss_weight, low=0.0)
         self.probe = check_bool('probe', probe)
@@ -241,6 +240,8 @@ class AsymmetricLoss(Float64BuffersMixin, nn.Module):
                 reduction_override: Optional[str] = None,
                 **kwargs) -> Tensor:
         self._refuse_foreign_call(pred, target, kwargs)
+        if not self.use_sigmoid_written and self.roi_num_classes is None and self.options.validate:
+            refuse_softmax_layout('AsymmetricLoss', pred, target)
         reduction = resolve_reduction(reduction_override, self.reduction)
         if reduction == 'sum' and avg_factor is not None:
             raise ValueError('avg_factor can not be used with reduction="sum"')
