@@ -42,8 +42,8 @@ def tiny_fcos(impl):
         neck=dict(type='FPN', in_channels=[8, 16], out_channels=8, start_level=0, num_outs=2),
         bbox_head=dict(type='FCOSHead', num_classes=3, in_channels=8, feat_channels=8, stacked_convs=1,
                        strides=[4, 8], regress_ranges=((-1, 32), (32, 1e8)), norm_cfg=dict(type='GN', num_groups=4),
-                       loss_cls=dict(type='AsymmetricLoss', gamma_pos=1.0, gamma_neg=2.0, clip=0.05, impl=impl,
-                                     probe=True)),
+                       loss_cls=dict(type='AsymmetricLoss', use_sigmoid=True, gamma_pos=1.0, gamma_neg=2.0, clip=0.05,
+                                     impl=impl, probe=True)),
         train_cfg=dict(), test_cfg=dict(nms_pre=100, score_thr=0.05, nms=dict(type='nms', iou_threshold=0.5),
                                         max_per_img=10))
 

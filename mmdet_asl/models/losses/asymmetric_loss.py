@@ -19,7 +19,7 @@ from mmdet.registry import MODELS
 
 from ...ops.asl import ASLParams, ExecOptions, apply_asymmetric_loss, probability_gap
 from ...ops.asl.checks import check_avg_factor, check_bool, check_options, check_params, check_real
-from .utils import Float64BuffersMixin, check_reduction, check_use_sigmoid, refuse_softmax_layout, resolve_reduction
+from .utils import Float64BuffersMixin, check_reduction, check_use_sigmoid, refuse_softmax_dense_head, resolve_reduction
 
 
 @MODELS.register_module()
@@ -28,7 +28,7 @@ class AsymmetricLoss(Float64BuffersMixin, nn.Module):
 
     Args:
         use_sigmoid (bool, optional): True; write it in the config, where dense heads read it to size
-            ``cls_out_channels`` (without it they build C + 1 softmax channels, which the first call refuses).
+            ``cls_out_channels`` (without it they build C + 1 softmax channels: refused when the head builds the loss).
         gamma_pos (float): gamma+, focusing of positives. Default 0.
         gamma_neg (float): gamma-, focusing of negatives. Default 4.
         clip (float): probability margin m in [0, 1) (Eq. 5). Default 0.05.
@@ -89,7 +89,8 @@ class AsymmetricLoss(Float64BuffersMixin, nn.Module):
                  validate: bool = True,
                  activated: bool = False):
         super().__init__()
-        self.use_sigmoid_written = check_use_sigmoid('AsymmetricLoss', use_sigmoid)
+        if not check_use_sigmoid('AsymmetricLoss', use_sigmoid):
+            refuse_softmax_dense_head('AsymmetricLoss')
         if activated is not False:
             # Probabilities (TOOD's head) would be read as logits: sigmoid(p) in (0.5, 0.73) trains nothing sensible.
             raise ValueError(f'AsymmetricLoss takes logits; activated={activated!r} (probabilities as input, as in '
@@ -240,8 +241,6 @@ class AsymmetricLoss(Float64BuffersMixin, nn.Module):
                 reduction_override: Optional[str] = None,
                 **kwargs) -> Tensor:
         self._refuse_foreign_call(pred, target, kwargs)
-        if not self.use_sigmoid_written and self.roi_num_classes is None and self.options.validate:
-            refuse_softmax_layout('AsymmetricLoss', pred, target)
         reduction = resolve_reduction(reduction_override, self.reduction)
         if reduction == 'sum' and avg_factor is not None:
             raise ValueError('avg_factor can not be used with reduction="sum"')

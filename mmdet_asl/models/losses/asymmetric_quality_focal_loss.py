@@ -23,7 +23,7 @@ from ...ops.asl.checks import check_bool, check_real
 from ...ops.asl.function import apply_quality_focal_loss
 from ...ops.asl.params import IMPL_OVERRIDE, IMPLS
 from ...ops.asl.reference import quality_asymmetric_loss_reference
-from .utils import check_reduction, check_use_sigmoid, refuse_softmax_layout, resolve_reduction
+from .utils import check_reduction, check_use_sigmoid, refuse_softmax_dense_head, resolve_reduction
 
 QUALITY_IMPLS = IMPLS + ('reference', )
 
@@ -65,7 +65,7 @@ class AsymmetricQualityFocalLoss(QualityFocalLoss):
 
     Args:
         use_sigmoid (bool, optional): True, as for ``QualityFocalLoss``; write it in the config, where the heads
-            read it (without it they build C + 1 softmax channels, which the first call refuses).
+            read it (without it they build C + 1 softmax channels: refused when the head builds the loss).
         gamma_pos (float, optional): gamma+ >= 0, focusing of the positive slot. Default: ``beta``.
         gamma_neg (float, optional): gamma- >= 0, focusing of the negative slots. Default: ``beta``.
         clip (float): probability margin m in [0, 1) of the negative slots. Default 0.
@@ -100,7 +100,8 @@ class AsymmetricQualityFocalLoss(QualityFocalLoss):
                  beta: Optional[float] = None,
                  validate: bool = True,
                  impl: str = 'eager'):
-        self.use_sigmoid_written = check_use_sigmoid('AsymmetricQualityFocalLoss', use_sigmoid)
+        if not check_use_sigmoid('AsymmetricQualityFocalLoss', use_sigmoid):
+            refuse_softmax_dense_head('AsymmetricQualityFocalLoss')
         check_reduction(reduction)
         super().__init__(use_sigmoid=True, reduction=reduction, loss_weight=check_real('loss_weight', loss_weight,
                                                                                         low=0.0),
@@ -128,9 +129,6 @@ class AsymmetricQualityFocalLoss(QualityFocalLoss):
                 avg_factor: Optional[float] = None,
                 reduction_override: Optional[str] = None) -> Tensor:
         reduction = resolve_reduction(reduction_override, self.reduction)
-        if not self.use_sigmoid_written and self.validate:
-            refuse_softmax_layout('AsymmetricQualityFocalLoss', pred,
-                                  target[0] if isinstance(target, (tuple, list)) and target else target)
         quality, positive, given = self._dense_target(pred, target)
         if weight is not None and (not isinstance(weight, Tensor) or tuple(weight.shape) != (pred.shape[0], )):
             raise ValueError(f'weight must be a per-anchor ({pred.shape[0]},) tensor for pred {tuple(pred.shape)}, '

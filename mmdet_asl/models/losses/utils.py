@@ -1,8 +1,7 @@
 """What the plugin's loss modules share: the reductions they accept, the check of a dense head's softmax layout,
 and state buffers kept in float64."""
+import inspect
 from typing import Optional
-
-import torch
 
 REDUCTIONS = ('none', 'mean', 'sum')
 
@@ -29,27 +28,26 @@ def check_use_sigmoid(name: str, use_sigmoid: Optional[bool]) -> bool:
     return use_sigmoid is True
 
 
-def refuse_softmax_layout(name: str, pred, labels) -> None:
-    """Refuse the logits of a dense head that built a softmax background channel.
+def refuse_softmax_dense_head(name: str) -> None:
+    """Refuse to be built by a dense head that made a softmax classifier for this loss.
 
-    MMDetection's dense heads (FCOS, ATSS, RetinaNet, GFL, ...) read ``use_sigmoid`` from the loss's config dict,
-    not from the built loss: without the key they build C + 1 channels and label the background C, which a sigmoid
-    loss reads as one more class, so that every background location trains as a positive of it, silently. Its
-    trace, checked when the config did not write ``use_sigmoid``: class-index labels none of which is the
-    background index ``pred.shape[1]``, most of which are the last channel.
+    MMDetection's dense heads (FCOS, ATSS, RetinaNet, GFL, ...) read ``use_sigmoid`` from the loss's config dict
+    before building the loss: without the key they set ``use_sigmoid_cls = False``, build C + 1 channels and label
+    the background C, which a sigmoid loss would read as one more class, training every background location as a
+    positive of it, silently. Called while the loss is built from a config without ``use_sigmoid``: the head
+    under construction is the nearest caller frame whose ``self`` is a dense head.
     """
-    if torch.compiler.is_compiling():  # a host read would break the graph; eager calls check it
-        return
-    if not (isinstance(labels, torch.Tensor) and labels.dim() == 1 and labels.numel()
-            and isinstance(pred, torch.Tensor) and pred.dim() == 2 and not labels.is_floating_point()):
-        return
-    channels = pred.shape[1]
-    if bool((labels == channels).any()) or float((labels == channels - 1).float().mean()) <= 0.5:
-        return
-    raise ValueError(f'{name}: the labels have no background index {channels} (pred has {channels} channels) and '
-                     f'most are {channels - 1}: the head built a softmax background channel (C + 1 = {channels}) '
-                     f"because it reads use_sigmoid from the loss's config dict; write use_sigmoid=True in "
-                     "loss_cls's config")
+    from mmdet.models.dense_heads.base_dense_head import BaseDenseHead
+    frame = inspect.currentframe()
+    while frame is not None:
+        head = frame.f_locals.get('self')
+        if isinstance(head, BaseDenseHead):
+            if getattr(head, 'use_sigmoid_cls', True) is False:
+                raise ValueError(f'{type(head).__name__} built a softmax classifier (C + 1 channels, background '
+                                 f"last) for {name}, because it reads use_sigmoid from the loss's config dict: write "
+                                 "use_sigmoid=True in loss_cls's config")
+            return
+        frame = frame.f_back
 
 
 class Float64BuffersMixin:
