@@ -437,7 +437,8 @@ def figures(results, losses, axes, out, metric='mAP', baselines=BASELINES):
             plt.close(fig)
             continue
         ax.axhline(0.0, color='gray', lw=0.8)
-        ax.set(xlabel=xlabel, ylabel=f'{metric} − best of {" / ".join(baselines)} (points)',
+        versus = f'best of {" / ".join(baselines)}' if len(baselines) > 1 else baselines[0]
+        ax.set(xlabel=xlabel, ylabel=f'{metric} − {versus} (points)',
                title='ASL against the better baseline (± s.e.)' if len(baselines) > 1
                else f'ASL against {baselines[0]} (± s.e.)')
         ax.legend(fontsize=8)
