@@ -15,6 +15,12 @@ def row(cell, loss, seed, mAP, epochs=6, dp=-0.1):
     return dict(cell=cell, loss=loss, seed=seed, epochs=epochs, mAP=mAP, CF1=mAP - 10, OF1=mAP - 5, dp=dp)
 
 
+def forbid_training(monkeypatch):
+    def no_training(*args):
+        raise AssertionError('--report-only trained a run')
+    monkeypatch.setattr(grid, 'run_one', no_training)
+
+
 def test_pending_skips_finished_runs_of_the_same_schedule():
     results = [row('k3', 'bce', 0, 90.0), row('k3', 'asl', 0, 91.0, epochs=2)]
     todo = grid.pending(results, ['k3', 'k10'], ['bce', 'asl'], [0, 1], 6)
@@ -91,9 +97,7 @@ def test_report_only_writes_the_table_of_finished_runs_and_trains_nothing(tmp_pa
     monkeypatch.setattr(grid, 'make_cell', lambda cell, root: None)
     monkeypatch.setattr(grid, 'negatives_per_positive', lambda path: 4.0)
 
-    def no_training(*args):
-        raise AssertionError('--report-only trained a run')
-    monkeypatch.setattr(grid, 'run_one', no_training)
+    forbid_training(monkeypatch)
     grid.main(['--report-only', '--cells', 'k10', 'k5', '--out', str(tmp_path)])
     md = (tmp_path / 'results.md').read_text()
     assert '| k10 | asl | 3 | 92.0 ± 1.0 |' in md and '+1.0 ± 0.8 (vs bce)' in md and '| k5 |' not in md
@@ -147,7 +151,7 @@ def test_detection_run_options_set_the_cell_data_the_loss_and_only_a_changed_sch
 def test_summarise_det_reads_the_last_box_evaluation_in_points():
     scalars = ([{'asl_dp': -0.5, 'step': i} for i in range(5)]
                + [{'coco/bbox_mAP': ap, 'coco/bbox_mAP_50': 0.4, 'step': e} for e, ap in ((20, 0.1), (10, 0.05))])
-    out = grid.summarise_det(scalars)
+    out = grid.summarise(scalars, grid.DET_KEYS, 100.0)
     assert out['AP'] == pytest.approx(10.0) and out['AP50'] == pytest.approx(40.0)
     assert out['curve'] == [(10, pytest.approx(5.0)), (20, pytest.approx(10.0))] and out['dp'] == -0.5
 
@@ -160,9 +164,7 @@ def test_detection_report_only_compares_with_focal_loss_at_each_dataset_schedule
     monkeypatch.setattr(grid, 'make_det_cell', lambda cell, root: None)
     monkeypatch.setattr(grid, 'training_boxes', lambda path: 777)
 
-    def no_training(*args):
-        raise AssertionError('--report-only trained a run')
-    monkeypatch.setattr(grid, 'run_one_det', no_training)
+    forbid_training(monkeypatch)
     grid.main(['--arm', 'detection', '--report-only', '--cells', 'deepforest', 'fashion10', '--out', str(tmp_path)])
     md = (tmp_path / 'results.md').read_text()
     assert '| deepforest | asl_m0 | 3 | 12.0 ± 1.0 | 48.0 ± 4.0 |' in md and '+1.0 ± 0.8 (vs focal)' in md
@@ -177,7 +179,7 @@ def test_detection_runs_only_what_is_missing_and_refuses_the_other_arms_cells(tm
     monkeypatch.setattr(grid, 'training_boxes', lambda path: 1)
     monkeypatch.setattr(grid, 'figures', lambda *a: None)
     ran = []
-    monkeypatch.setattr(grid, 'run_one_det', lambda c, loss, s, args, env: ran.append((c, loss, s)) or det_row(
+    monkeypatch.setattr(grid, 'run_one', lambda c, loss, s, args, env: ran.append((c, loss, s)) or det_row(
         c, loss, s, 9.0, epochs=grid.det_epochs(c, args.epochs)))
     grid.main(['--arm', 'detection', '--cells', 'deepforest', 'fashion10', '--losses', 'focal', 'asl_m0',
                '--seeds', '0', '1', '--out', str(tmp_path)])

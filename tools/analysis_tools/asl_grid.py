@@ -106,6 +106,7 @@ LOSSES = {  # name -> (AsymmetricLoss arguments, ProbabilityGapHook adaptive set
 }
 BASELINES = ('bce', 'focal')
 METRICS = ('mAP', 'CF1', 'OF1')
+ML_KEYS = {m: f'multi-label/{m}' for m in METRICS}  # metric -> its name in scalars.json
 
 # The detection arm: the demo recipe (FCOS + ImageNet EfficientNet-Lite0) on two datasets, with a fraction rho of
 # the training boxes removed (seed 0; the val/test annotations stay complete). Per dataset: the ASL config every
@@ -133,6 +134,7 @@ DET_CELLS = {  # name -> (dataset, rho missing)
 DET_LOSSES = ('focal', 'asl_m0', 'asl_m005', 'asl_a025')
 DET_BASELINES = ('focal', )
 DET_METRICS = ('AP', 'AP50')
+DET_KEYS = {'AP': 'coco/bbox_mAP', 'AP50': 'coco/bbox_mAP_50'}  # fractions in scalars.json, points in the table
 
 
 def cell_dir(cell, data_root=DATA_ROOT):
@@ -184,12 +186,14 @@ def write_run_config(loss, path):
     return path
 
 
-def summarise(scalars, last=20):
-    """Final metrics (the last evaluation), the mAP curve [(epoch, mAP)] and Delta p of the last iterations."""
-    evals = sorted((s for s in scalars if 'multi-label/mAP' in s), key=lambda s: s['step'])
+def summarise(scalars, keys=ML_KEYS, scale=1.0, last=20):
+    """Final metrics (the last evaluation, times ``scale``), the curve [(epoch, first metric)] and Delta p of the
+    last iterations. ``keys`` maps each metric to its scalar's name (the first one draws the curve)."""
+    first = next(iter(keys.values()))
+    evals = sorted((s for s in scalars if first in s), key=lambda s: s['step'])
     dps = [s['asl_dp'] for s in scalars if 'asl_dp' in s]
-    out = {m: evals[-1][f'multi-label/{m}'] for m in METRICS}
-    out['curve'] = [(s['step'], s['multi-label/mAP']) for s in evals]
+    out = {m: scale * evals[-1][key] for m, key in keys.items()}
+    out['curve'] = [(s['step'], scale * s[first]) for s in evals]
     out['dp'] = statistics.mean(dps[-last:]) if dps else float('nan')
     return out
 
@@ -199,30 +203,44 @@ def run_name(row):
 
 
 def run_one(cell, loss, seed, args, env):
+    """Train one (cell, loss, seed) of either arm; its row of results.json."""
     name = run_name(dict(cell=cell, loss=loss, seed=seed))
     work_dir = osp.join(args.out, name)
     os.makedirs(osp.join(args.out, 'run_configs'), exist_ok=True)
-    config = write_run_config(loss, osp.join(args.out, 'run_configs', name + '.py'))
-    run = train(config, work_dir, run_options(cell, loss, seed, args.epochs, args.val_interval, args.data_root),
-                osp.join(args.out, name + '.log'), env)
-    return dict(cell=cell, loss=loss, seed=seed, epochs=args.epochs, **summarise(read_scalars(work_dir)), **run)
+    config_path = osp.join(args.out, 'run_configs', name + '.py')
+    if cell in DET_CELLS:
+        config = detection_seeds.write_probed_config(osp.join(ROOT, det_dataset(cell)['config']), config_path)
+        options = det_run_options(cell, loss, seed, args.epochs, args.val_interval, args.data_root)
+        epochs, keys, scale = det_epochs(cell, args.epochs), DET_KEYS, 100.0
+    else:
+        config = write_run_config(loss, config_path)
+        options = run_options(cell, loss, seed, args.epochs, args.val_interval, args.data_root)
+        epochs, keys, scale = args.epochs, ML_KEYS, 1.0
+    run = train(config, work_dir, options, osp.join(args.out, name + '.log'), env)
+    return dict(cell=cell, loss=loss, seed=seed, epochs=epochs, **summarise(read_scalars(work_dir), keys, scale),
+                **run)
 
 
 def make_det_cell(cell, data_root=DET_DATA_ROOT):
     """Write the cell's images and COCO files with its fraction of the training boxes removed."""
-    dataset, rho = DET_CELLS[cell]
-    subprocess.check_call([sys.executable, *DET_DATASETS[dataset]['convert'], '--missing-rate', str(rho), '--out',
+    rho = DET_CELLS[cell][1]
+    subprocess.check_call([sys.executable, *det_dataset(cell)['convert'], '--missing-rate', str(rho), '--out',
                            cell_dir(cell, data_root)], cwd=ROOT, stdout=subprocess.DEVNULL)
+
+
+def det_dataset(cell):
+    """The settings of a detection cell's dataset (``DET_DATASETS``)."""
+    return DET_DATASETS[DET_CELLS[cell][0]]
 
 
 def det_ann_file(cell, data_root, split):
     """The COCO file of a detection cell's ``split`` ('train' or 'val')."""
-    return osp.join(cell_dir(cell, data_root), 'annotations', DET_DATASETS[DET_CELLS[cell][0]][f'{split}_ann'])
+    return osp.join(cell_dir(cell, data_root), 'annotations', det_dataset(cell)[f'{split}_ann'])
 
 
 def det_epochs(cell, epochs=None):
     """The schedule of a detection cell: ``epochs`` when given, else its dataset's."""
-    return epochs or DET_DATASETS[DET_CELLS[cell][0]]['epochs']
+    return epochs or det_dataset(cell)['epochs']
 
 
 def training_boxes(ann_file):
@@ -231,7 +249,7 @@ def training_boxes(ann_file):
 
 
 def det_run_options(cell, loss, seed, epochs, val_interval, data_root=DET_DATA_ROOT):
-    dataset = DET_DATASETS[DET_CELLS[cell][0]]
+    dataset = det_dataset(cell)
     root = cell_dir(cell, data_root) + '/'
     val_ann = det_ann_file(cell, data_root, 'val')
     epochs = det_epochs(cell, epochs)
@@ -245,28 +263,6 @@ def det_run_options(cell, loss, seed, epochs, val_interval, data_root=DET_DATA_R
              *detection_seeds.VARIANTS[loss][1], *schedule,
              f'train_cfg.val_interval={val_interval or dataset["val_interval"]}',
              f'default_hooks.checkpoint.interval={epochs}'])
-
-
-def summarise_det(scalars, last=20):
-    """Final box AP and AP50 (the last evaluation, in points), the AP curve [(epoch, AP)], Delta p at the end."""
-    evals = sorted((s for s in scalars if 'coco/bbox_mAP' in s), key=lambda s: s['step'])
-    dps = [s['asl_dp'] for s in scalars if 'asl_dp' in s]
-    out = dict(AP=100 * evals[-1]['coco/bbox_mAP'], AP50=100 * evals[-1]['coco/bbox_mAP_50'])
-    out['curve'] = [(s['step'], 100 * s['coco/bbox_mAP']) for s in evals]
-    out['dp'] = statistics.mean(dps[-last:]) if dps else float('nan')
-    return out
-
-
-def run_one_det(cell, loss, seed, args, env):
-    name = run_name(dict(cell=cell, loss=loss, seed=seed))
-    work_dir = osp.join(args.out, name)
-    os.makedirs(osp.join(args.out, 'run_configs'), exist_ok=True)
-    config = detection_seeds.write_probed_config(osp.join(ROOT, DET_DATASETS[DET_CELLS[cell][0]]['config']),
-                                                 osp.join(args.out, 'run_configs', name + '.py'))
-    run = train(config, work_dir, det_run_options(cell, loss, seed, args.epochs, args.val_interval,
-                                                  args.data_root), osp.join(args.out, name + '.log'), env)
-    return dict(cell=cell, loss=loss, seed=seed, epochs=det_epochs(cell, args.epochs),
-                **summarise_det(read_scalars(work_dir)), **run)
 
 
 def pending(results, cells, losses, seeds, epochs):
@@ -478,12 +474,11 @@ def main(argv=None):
         parser.error('--score-missing scores multi-label canvases; it has no detection form')
     if not det:
         args.epochs, args.val_interval = args.epochs or 8, args.val_interval or 4
-    for cell in args.cells:
-        dataset = DET_DATASETS[DET_CELLS[cell][0]] if det else {}
-        epochs, interval = args.epochs or dataset['epochs'], args.val_interval or dataset['val_interval']
-        if epochs % interval:
-            parser.error(f'{cell}: {epochs} epochs must be a multiple of --val-interval {interval}')
     epochs_of = (lambda c: det_epochs(c, args.epochs)) if det else (lambda c: args.epochs)
+    for cell in args.cells:
+        interval = args.val_interval or det_dataset(cell)['val_interval']
+        if epochs_of(cell) % interval:
+            parser.error(f'{cell}: {epochs_of(cell)} epochs must be a multiple of --val-interval {interval}')
     args.out = osp.abspath(args.out or ('work_dirs/asl_grid_det' if det else 'work_dirs/asl_grid'))
     args.data_root = osp.abspath(args.data_root or (DET_DATA_ROOT if det else DATA_ROOT))
     os.makedirs(args.out, exist_ok=True)
@@ -495,7 +490,7 @@ def main(argv=None):
     todo = [] if args.report_only else [
         job for cell in args.cells for job in pending(results, [cell], args.losses, args.seeds, epochs_of(cell))]
     todo.sort(key=lambda job: job[2])  # seed-major across the cells too
-    run_all(run_one_det if det else run_one, [(c, loss, s, args, env) for c, loss, s in todo], args.jobs, results,
+    run_all(run_one, [(c, loss, s, args, env) for c, loss, s in todo], args.jobs, results,
             res_file, not_printed=('curve', ))
     kept = [r for r in results if r['cell'] in args.cells and r['epochs'] == epochs_of(r['cell'])
             and r['loss'] in args.losses]
