@@ -29,6 +29,18 @@ def test_custom_hooks_with_replaces_its_type_and_keeps_the_rest(tmp_path):
     assert custom_hooks_with(str(base), dict(type='ProbabilityGapHook')) == [dict(type='ProbabilityGapHook')]
 
 
+def test_write_config_with_hook_inherits_keeps_hooks_and_appends_lines(tmp_path):
+    """The run configs of the experiment tools: the base's other hooks survive, the extra lines apply."""
+    from mmdet_asl.utils.configs import write_config_with_hook
+    base = tmp_path / 'base.py'
+    base.write_text("x = 1\ncustom_hooks = [dict(type='EMAHook')]\n")
+    cfg = Config.fromfile(write_config_with_hook(str(tmp_path / 'a.py'), str(base), dict(type='ProbabilityGapHook'),
+                                                 ['x = 2']))
+    assert cfg.x == 2 and [h['type'] for h in cfg.custom_hooks] == ['EMAHook', 'ProbabilityGapHook']
+    cfg = Config.fromfile(write_config_with_hook(str(tmp_path / 'b.py'), str(base)))
+    assert cfg.x == 1 and cfg.custom_hooks == [dict(type='EMAHook')]
+
+
 def test_longtail_experiment_swaps_the_config_probe_for_its_own(tmp_path):
     """experiment_longtail.py replaces the config's adaptive ProbabilityGapHook by the method's hook."""
     longtail = load_tool('analysis_tools/experiment_longtail')

@@ -1,4 +1,5 @@
-"""Config helpers: the experiment tools' hook list, and the swap of MMDetection's focal-family losses for ASL.
+"""Config helpers: the experiment tools' run configs (hook list, inheriting file), and the swap of MMDetection's
+focal-family losses for ASL.
 
 ``swap_to_asl`` rewrites a detector config so that each classification loss becomes its asymmetric counterpart
 (and a DETR matcher's ``FocalLossCost`` the matching ``AsymmetricFocalLossCost``), keeping every head-specific
@@ -51,6 +52,27 @@ def custom_hooks_with(config: str, hook: dict) -> list:
     kept = [h for h in hooks if h.get('type') != hook['type']]
     position = next((i for i, h in enumerate(hooks) if h.get('type') == hook['type']), len(kept))
     return kept[:position] + [dict(hook)] + kept[position:]
+
+
+def write_config_with_hook(path: str, config: str, hook: Optional[dict] = None, lines: Sequence[str] = ()) -> str:
+    """Write ``path``: a config inheriting ``config``, with ``hook`` among its custom hooks, then ``lines``.
+
+    Args:
+        path (str): the config file to write.
+        config (str): path of the config it inherits (``_base_``).
+        hook (dict, optional): a hook for :func:`custom_hooks_with` (the config's other hooks are kept).
+            Default None: the inherited hooks as they are.
+        lines (Sequence[str]): further config lines, e.g. ``"model = dict(head=dict(loss=...))"``.
+
+    Returns:
+        str: ``path``.
+    """
+    text = [f'_base_ = {config!r}']
+    if hook is not None:
+        text.append(f'custom_hooks = {custom_hooks_with(config, hook)!r}')
+    with open(path, 'w') as f:
+        f.write('\n'.join([*text, *lines]) + '\n')
+    return path
 
 
 def _type_name(cfg: dict) -> str:

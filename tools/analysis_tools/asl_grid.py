@@ -176,14 +176,11 @@ def run_options(cell, loss, seed, epochs, val_interval, data_root=DATA_ROOT):
 
 def write_run_config(loss, path):
     """The run's config: CONFIG with its ProbabilityGapHook (probe, or adaptive) beside its other hooks."""
-    from mmdet_asl.utils.configs import custom_hooks_with
+    from mmdet_asl.utils.configs import write_config_with_hook
     _, adaptive = LOSSES[loss]
     hook = dict(type='ProbabilityGapHook') if adaptive is None else dict(type='ProbabilityGapHook',
                                                                          adaptive=adaptive)
-    config = osp.join(ROOT, CONFIG)
-    with open(path, 'w') as f:
-        f.write(f"_base_ = '{config}'\ncustom_hooks = {custom_hooks_with(config, hook)!r}\n")
-    return path
+    return write_config_with_hook(path, osp.join(ROOT, CONFIG), hook)
 
 
 def summarise(scalars, keys=ML_KEYS, scale=1.0, last=20):

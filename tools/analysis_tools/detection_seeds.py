@@ -78,11 +78,8 @@ def mean_dp(work_dir, last=20):
 
 def write_probed_config(config, path):
     """Write ``path``: ``config`` with ``ProbabilityGapHook`` (Delta p every iteration) after its own hooks."""
-    from mmdet_asl.utils.configs import custom_hooks_with
-    hooks = custom_hooks_with(config, dict(type='ProbabilityGapHook'))
-    with open(path, 'w') as f:
-        f.write(f"_base_ = '{config}'\ncustom_hooks = {hooks!r}\n")
-    return path
+    from mmdet_asl.utils.configs import write_config_with_hook
+    return write_config_with_hook(path, config, dict(type='ProbabilityGapHook'))
 
 
 def run_one(variant, seed, args, env):

@@ -28,19 +28,15 @@ sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from experiment_multilabel import last_metrics  # noqa: E402
 from plot_probabilities import read_curves  # noqa: E402
 
-from mmdet_asl.utils.configs import custom_hooks_with  # noqa: E402
+from mmdet_asl.utils.configs import write_config_with_hook  # noqa: E402
 from mmdet_asl.utils.strict_json import dump_json, load_json  # noqa: E402
 
 BASE = osp.join(ROOT, 'configs', 'multilabel', 'resnet18-w16_{}_1xb64_fashion-canvas.py')
 
 
 def write_config(path, base_loss, hook, loss_override=None):
-    base = BASE.format(base_loss)
-    lines = [f"_base_ = {base!r}", f"custom_hooks = {custom_hooks_with(base, hook)!r}"]
-    if loss_override:
-        lines.append(f"model = dict(head=dict(loss={loss_override!r}))")
-    with open(path, 'w') as f:
-        f.write('\n'.join(lines) + '\n')
+    lines = [f"model = dict(head=dict(loss={loss_override!r}))"] if loss_override else []
+    write_config_with_hook(path, BASE.format(base_loss), hook, lines)
 
 
 def run(name, base_loss, hook, args, loss_override=None):

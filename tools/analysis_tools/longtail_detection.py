@@ -122,15 +122,10 @@ def final_gammas(work_dir, variant, checkpoint):
 
 def write_run_config(variant, path):
     """The run's config: the variant's config with its ``ProbabilityGapHook`` (keeping the config's other hooks)."""
-    from mmdet_asl.utils.configs import custom_hooks_with
+    from mmdet_asl.utils.configs import write_config_with_hook
     config, _, probe = VARIANTS[variant]
-    lines = [f"_base_ = '{osp.join(ROOT, config)}'"]
-    if probe is not None:
-        hook = dict(type='ProbabilityGapHook', per_class_interval=ITERS_PER_EPOCH, **probe)
-        lines.append(f'custom_hooks = {custom_hooks_with(osp.join(ROOT, config), hook)!r}')
-    with open(path, 'w') as f:
-        f.write('\n'.join(lines) + '\n')
-    return path
+    hook = None if probe is None else dict(type='ProbabilityGapHook', per_class_interval=ITERS_PER_EPOCH, **probe)
+    return write_config_with_hook(path, osp.join(ROOT, config), hook)
 
 
 def run_one(variant, seed, args, env, classes):
