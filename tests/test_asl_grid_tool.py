@@ -130,7 +130,7 @@ def test_detection_cells_datasets_and_losses_are_the_documented_ones():
     assert grid.DET_CELLS == {'deepforest': ('deepforest', 0.0), 'deepforest_rho0.3': ('deepforest', 0.3),
                               'fashion10': ('fashion10', 0.0), 'fashion10_rho0.3': ('fashion10', 0.3)}
     assert grid.DET_LOSSES == ('focal', 'asl_m0', 'asl_m005', 'asl_a025') and grid.DET_BASELINES == ('focal', )
-    assert {d['epochs'] for d in grid.DET_DATASETS.values()} == {60, 12}
+    assert {d['epochs'] for d in grid.DET_DATASETS.values()} == {60, 24}
 
 
 def test_detection_run_options_set_the_cell_data_the_loss_and_only_a_changed_schedule():
@@ -145,7 +145,10 @@ def test_detection_run_options_set_the_cell_data_the_loss_and_only_a_changed_sch
     assert 'test_evaluator.ann_file=/d/fashion10/annotations/instances_test.json' in opts
     assert {'model.bbox_head.loss_cls.clip=0.05', 'train_cfg.max_epochs=24', 'param_scheduler.1.milestones=[19]',
             'train_cfg.val_interval=4', 'default_hooks.checkpoint.interval=24'} <= set(opts)
-    assert 'train_cfg.val_interval=2' in grid.det_run_options('fashion10', 'focal', 0, None, None)
+    # fashion10's schedule (24 epochs) is not its config's (12): the schedule is set; 12 is the config's own
+    opts = grid.det_run_options('fashion10', 'focal', 0, None, None)
+    assert {'train_cfg.val_interval=2', 'train_cfg.max_epochs=24', 'param_scheduler.1.milestones=[19]'} <= set(opts)
+    assert not any(o.startswith('param_scheduler') for o in grid.det_run_options('fashion10', 'focal', 0, 12, None))
 
 
 def test_summarise_det_reads_the_last_box_evaluation_in_points():
@@ -159,7 +162,7 @@ def test_summarise_det_reads_the_last_box_evaluation_in_points():
 def test_detection_report_only_compares_with_focal_loss_at_each_dataset_schedule(tmp_path, monkeypatch):
     rows = ([det_row('deepforest', loss, s, 10.0 + s + (loss == 'asl_m0')) for loss in ('focal', 'asl_m0')
              for s in range(3)]
-            + [det_row('fashion10', 'focal', 0, 70.0, epochs=12), det_row('fashion10', 'asl_m0', 0, 60.0, epochs=60)])
+            + [det_row('fashion10', 'focal', 0, 70.0, epochs=24), det_row('fashion10', 'asl_m0', 0, 60.0, epochs=12)])
     (tmp_path / 'results.json').write_text(json.dumps(rows))
     monkeypatch.setattr(grid, 'make_det_cell', lambda cell, root: None)
     monkeypatch.setattr(grid, 'training_boxes', lambda path: 777)
@@ -168,9 +171,9 @@ def test_detection_report_only_compares_with_focal_loss_at_each_dataset_schedule
     grid.main(['--arm', 'detection', '--report-only', '--cells', 'deepforest', 'fashion10', '--out', str(tmp_path)])
     md = (tmp_path / 'results.md').read_text()
     assert '| deepforest | asl_m0 | 3 | 12.0 ± 1.0 | 48.0 ± 4.0 |' in md and '+1.0 ± 0.8 (vs focal)' in md
-    # fashion10's schedule is 12 epochs: its 60-epoch row is another schedule and stays out of the table
+    # fashion10's schedule is 24 epochs: its 12-epoch row is another schedule and stays out of the table
     assert '| fashion10 | focal | 1 |' in md and '| fashion10 | asl_m0 |' not in md
-    assert 'deepforest 777 (60), fashion10 777 (12)' in md
+    assert 'deepforest 777 (60), fashion10 777 (24)' in md
 
 
 def test_detection_runs_only_what_is_missing_and_refuses_the_other_arms_cells(tmp_path, monkeypatch):
@@ -187,7 +190,7 @@ def test_detection_runs_only_what_is_missing_and_refuses_the_other_arms_cells(tm
                    ('deepforest', 'focal', 1), ('deepforest', 'asl_m0', 1), ('fashion10', 'focal', 1),
                    ('fashion10', 'asl_m0', 1)]
     assert {(r['cell'], r['epochs']) for r in json.loads((tmp_path / 'results.json').read_text())} == {
-        ('deepforest', 60), ('fashion10', 12)}
+        ('deepforest', 60), ('fashion10', 24)}
     with pytest.raises(SystemExit):
         grid.main(['--arm', 'detection', '--cells', 'k10', '--out', str(tmp_path)])
 
