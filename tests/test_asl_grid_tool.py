@@ -6,6 +6,7 @@ import math
 import pytest
 from mmengine.config import Config
 
+from test_canvas_axes import build, source  # noqa: F401  (a fixture: synthetic Fashion-MNIST files)
 from test_detection_e2e import load_tool
 
 grid = load_tool('analysis_tools/asl_grid')
@@ -166,6 +167,9 @@ def test_detection_report_only_compares_with_focal_loss_at_each_dataset_schedule
     (tmp_path / 'results.json').write_text(json.dumps(rows))
     monkeypatch.setattr(grid, 'make_det_cell', lambda cell, root: None)
     monkeypatch.setattr(grid, 'training_boxes', lambda path: 777)
+    counted = []
+    monkeypatch.setattr(grid, 'det_negatives_per_positive', lambda cell, root: counted.append(cell) or dict(
+        ratio=17.0 if cell == 'deepforest' else 170.0))
 
     forbid_training(monkeypatch)
     grid.main(['--arm', 'detection', '--report-only', '--cells', 'deepforest', 'fashion10', '--out', str(tmp_path)])
@@ -174,12 +178,18 @@ def test_detection_report_only_compares_with_focal_loss_at_each_dataset_schedule
     # fashion10's schedule is 24 epochs: its 12-epoch row is another schedule and stays out of the table
     assert '| fashion10 | focal | 1 |' in md and '| fashion10 | asl_m0 |' not in md
     assert 'deepforest 777 (60), fashion10 777 (24)' in md
+    assert 'negatives per positive (FCOS training targets): deepforest 17, fashion10 170' in md
+    assert (tmp_path / 'fig_det_asl_vs_negatives.png').exists()
+    # counted once per cell, then read from negatives_per_positive.json
+    grid.main(['--arm', 'detection', '--report-only', '--cells', 'deepforest', 'fashion10', '--out', str(tmp_path)])
+    assert counted == ['deepforest', 'fashion10']
 
 
 def test_detection_runs_only_what_is_missing_and_refuses_the_other_arms_cells(tmp_path, monkeypatch):
     (tmp_path / 'results.json').write_text(json.dumps([det_row('deepforest', 'focal', 0, 10.0)]))
     monkeypatch.setattr(grid, 'make_det_cell', lambda cell, root: None)
     monkeypatch.setattr(grid, 'training_boxes', lambda path: 1)
+    monkeypatch.setattr(grid, 'det_negatives_per_positive', lambda cell, root: dict(ratio=1.0))
     monkeypatch.setattr(grid, 'figures', lambda *a: None)
     ran = []
     monkeypatch.setattr(grid, 'run_one', lambda c, loss, s, args, env: ran.append((c, loss, s)) or det_row(
@@ -200,3 +210,15 @@ def test_curves_table_lists_the_first_seed_of_each_cell_and_loss():
     lines = grid.curves_table(rows + [det_row('deepforest', 'asl_m0', 0, 9.0)], ['deepforest'],
                               ['focal', 'asl_m0'], 'AP').splitlines()
     assert lines[2:] == ['| deepforest | focal | 0 | 10: 5.0, 20: 9.0 |']  # asl_m0 has no curve
+
+
+def test_detection_negatives_per_positive_counts_what_the_head_trains_on(source, tmp_path):  # noqa: F811
+    """FCOS on 128 px: 16 x 16 + 8 x 8 + 4 x 4 locations (strides 8, 16, 32), one output per class each; a
+    location is a positive of at most one class, and each box of the canvases gives some."""
+    build(source, tmp_path / 'fashion10', '--missing-unit', 'box', num_train=12, num_test=4)
+    counts = grid.det_negatives_per_positive('fashion10', str(tmp_path), max_batches=2)
+    assert counts['images'] == 8 and counts['outputs'] == 8 * 336 * 10
+    boxes = len(json.loads((tmp_path / 'fashion10' / 'annotations' / 'instances_train.json').read_text())[
+        'annotations'])
+    assert boxes / 12 * 8 / 3 < counts['positives'] <= 8 * 336
+    assert counts['ratio'] == pytest.approx((counts['outputs'] - counts['positives']) / counts['positives'])

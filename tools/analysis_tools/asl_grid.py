@@ -230,6 +230,51 @@ def make_det_cell(cell, data_root=DET_DATA_ROOT):
                            cell_dir(cell, data_root)], cwd=ROOT, stdout=subprocess.DEVNULL)
 
 
+def det_negatives_per_positive(cell, data_root=DET_DATA_ROOT, max_batches=None):
+    """Negatives per positive of a detection cell as its head is trained on them.
+
+    One pass over the training images through the cell's model and its target assignment (no gradient, no
+    training), counting the outputs the classification loss receives: FCOS scores every location of every level
+    with one sigmoid output per class, and a location assigned to a box is a positive of that box's class only.
+
+    Returns:
+        dict: ``positives`` and ``outputs`` (all classification outputs), ``images`` and ``ratio`` =
+        (outputs - positives) / positives.
+    """
+    import torch
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmengine.runner import Runner
+
+    from mmdet.registry import MODELS
+
+    import mmdet_asl  # noqa: F401  (registers AsymmetricLoss)
+    cfg = Config.fromfile(osp.join(ROOT, det_dataset(cell)['config']))
+    cfg.merge_from_dict({'train_dataloader.dataset.data_root': cell_dir(cell, data_root) + '/',
+                         'train_dataloader.dataset.filter_cfg.filter_empty_gt': False,
+                         'train_dataloader.num_workers': 0, 'train_dataloader.persistent_workers': False})
+    init_default_scope('mmdet')
+    model = MODELS.build(cfg.model).train()
+    loader = Runner.build_dataloader(cfg.train_dataloader, seed=0)
+    head, counts = model.bbox_head, dict(positives=0, outputs=0, images=0)
+    forward = head.loss_cls.forward
+
+    def counting(pred, target, *args, **kwargs):
+        counts['positives'] += int(((target >= 0) & (target < head.num_classes)).sum())
+        counts['outputs'] += pred.numel()
+        return forward(pred, target, *args, **kwargs)
+
+    head.loss_cls.forward = counting
+    with torch.no_grad():
+        for i, batch in enumerate(loader):
+            if max_batches is not None and i >= max_batches:
+                break
+            data = model.data_preprocessor(batch, True)
+            model.loss(data['inputs'], data['data_samples'])
+            counts['images'] += len(data['data_samples'])
+    return dict(counts, ratio=(counts['outputs'] - counts['positives']) / counts['positives'])
+
+
 def det_dataset(cell):
     """The settings of a detection cell's dataset (``DET_DATASETS``)."""
     return DET_DATASETS[DET_CELLS[cell][0]]
@@ -410,8 +455,13 @@ def multilabel_axes(ratios):
              lambda c: CELLS[c][1], 'fraction rho of training labels missing'))
 
 
-DET_AXES = tuple((f'fig_det_asl_vs_missing_{d}.png', [c for c in DET_CELLS if DET_CELLS[c][0] == d],
-                  lambda c: DET_CELLS[c][1], f'fraction rho of training boxes missing ({d})') for d in DET_DATASETS)
+def det_axes(ratios):
+    """The detection figures: against negatives per positive (the complete cells of the datasets), and per
+    dataset against rho."""
+    return (('fig_det_asl_vs_negatives.png', [c for c in DET_CELLS if DET_CELLS[c][1] == 0.0],
+             lambda c: ratios.get(c, float('nan')), 'negatives per positive (FCOS training targets)'),
+            *((f'fig_det_asl_vs_missing_{d}.png', [c for c in DET_CELLS if DET_CELLS[c][0] == d],
+               lambda c: DET_CELLS[c][1], f'fraction rho of training boxes missing ({d})') for d in DET_DATASETS))
 
 
 def figures(results, losses, axes, out, metric='mAP', baselines=BASELINES):
@@ -497,10 +547,13 @@ def main(argv=None):
     kept = [r for r in results if r['cell'] in args.cells and r['epochs'] == epochs_of(r['cell'])
             and r['loss'] in args.losses]
     if det:
-        head = 'training boxes (epochs): ' + ', '.join(
+        ratios = det_ratios(args)
+        head = ('training boxes (epochs): ' + ', '.join(
             f"{c} {training_boxes(det_ann_file(c, args.data_root, 'train'))} ({epochs_of(c)})" for c in args.cells)
+            + '\n\nnegatives per positive (FCOS training targets): '
+            + ', '.join(f'{c} {ratios[c]:.0f}' for c in args.cells))
         md = head + '\n\n' + table(kept, args.cells, args.losses, DET_METRICS, DET_BASELINES)
-        axes, metric, baselines = DET_AXES, 'AP', DET_BASELINES
+        axes, metric, baselines = det_axes(ratios), 'AP', DET_BASELINES
     else:
         md, axes = multilabel_report(kept, args)
         metric, baselines = 'mAP', BASELINES
@@ -511,6 +564,17 @@ def main(argv=None):
         f.write(md + '\n')
     figures(kept, args.losses, axes, args.out, metric, baselines)
     print(md)
+
+
+def det_ratios(args):
+    """``det_negatives_per_positive`` of each cell, counted once and kept in ``negatives_per_positive.json``."""
+    path = osp.join(args.out, 'negatives_per_positive.json')
+    counts = load_json(path) if osp.exists(path) else {}
+    for cell in args.cells:
+        if cell not in counts:
+            counts[cell] = det_negatives_per_positive(cell, args.data_root)
+            dump_json(counts, path, indent=1)
+    return {c: counts[c]['ratio'] for c in counts}
 
 
 def multilabel_report(kept, args):
