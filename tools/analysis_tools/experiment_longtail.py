@@ -53,7 +53,7 @@ from mmdet_asl.utils.configs import custom_hooks_with  # noqa: E402
 from mmdet_asl.utils.strict_json import dump_json, load_json  # noqa: E402
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from training_runs import read_scalars  # noqa: E402
+from training_runs import read_scalars, thread_env  # noqa: E402
 
 CONFIG = osp.join(ROOT, 'configs', 'multilabel', 'resnet18-w16_asl-adaptive-perclass_1xb64_fashion-canvas-longtail.py')
 DATA = osp.join(ROOT, 'data', 'fashion_canvas_longtail')
@@ -159,12 +159,7 @@ def run(name, seed, loss, adaptive, args):
            f'default_hooks.checkpoint.interval={args.epochs}']
     print(f'[longtail] {name} seed {seed}: {" ".join(cmd)}', flush=True)
     start = time.time()
-    env = dict(os.environ)
-    env.setdefault('MMDET_ASL_COMPILE', '0')  # the eager loss: the same values, no compile time per run
-    if args.jobs > 1:  # one share of the cores per run
-        threads = str(max(1, (os.cpu_count() or 1) // args.jobs))
-        env.setdefault('OMP_NUM_THREADS', threads)
-        env.setdefault('MKL_NUM_THREADS', threads)
+    env = thread_env(args.jobs)  # the eager loss, one share of the cores per run
     with open(osp.join(run_dir, 'stdout.log'), 'w') as log:
         subprocess.run(cmd, check=True, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
     metrics = last_scalars(run_dir, 'multi-label/mAP')
