@@ -226,25 +226,18 @@ def test_half_logits_give_finite_loss_grads_and_statistics(dtype):
 
 # ------------------------------------------------------------------------------------------------ FCOS
 def test_inside_fcos_head():
-    from mmengine.structures import InstanceData
-
     from mmdet.registry import MODELS
-    from mmdet.structures import DetDataSample
     from mmdet.utils import register_all_modules
+
+    from test_use_sigmoid_layout import SIZE, batch  # two 64 x 80 images with boxes of classes 0 and 2
     register_all_modules()
     torch.manual_seed(6)
     cfg = dict(type='FCOSHead', num_classes=3, in_channels=8, feat_channels=8, stacked_convs=1, norm_cfg=None,
                strides=[8, 16, 32], regress_ranges=((-1, 64), (64, 128), (128, 1e8)))
     loss_cls = dict(type='EqualizedFocalLoss', num_classes=3, gamma_b=2.0, scale_factor=8.0, alpha=0.25,
                     loss_weight=1.0)
-    size = (64, 80)
-    data = []
-    for _ in range(2):
-        s = DetDataSample(metainfo=dict(img_shape=size, pad_shape=size, batch_input_shape=size))
-        s.gt_instances = InstanceData(bboxes=torch.tensor([[4., 5., 30., 35.], [20., 15., 75., 60.]]),
-                                      labels=torch.tensor([0, 2]))
-        data.append(s)
-    feats = [torch.randn(2, 8, -(-64 // s), -(-80 // s)) for s in (8, 16, 32)]
+    data = batch()
+    feats = [torch.randn(2, 8, -(-SIZE[0] // s), -(-SIZE[1] // s)) for s in (8, 16, 32)]
     # the head reads use_sigmoid from the config dict: without it, C + 1 softmax channels, refused by name
     with pytest.raises(ValueError, match=r"C \+ 1: .* write use_sigmoid=True in loss_cls's config"):
         MODELS.build(dict(cfg, loss_cls=loss_cls)).loss(feats, data)
