@@ -65,7 +65,9 @@ Losses (``detection_seeds.py``'s variants, each an ``AsymmetricLoss`` so that th
 ``focal`` (gamma+ = gamma- = 2, alpha 0.25: FocalLoss's values), ``asl_m0`` (gamma+ 1, gamma- 2, m 0: the
 paper's detection setting), ``asl_m005`` (m 0.05), ``asl_a025`` (m 0, alpha 0.25). The table reads the last
 evaluation (box AP, AP50) and compares each ASL loss with focal loss; ``fig_det_asl_vs_missing_<dataset>.png``
-draws that difference against rho. Results go to ``work_dirs/asl_grid_det`` unless ``--out`` says otherwise.
+draws that difference against rho and ``fig_det_asl_vs_negatives.png`` against each complete cell's negatives per
+positive, counted once as FCOS trains them (``negatives_per_positive.json``). Results go to
+``work_dirs/asl_grid_det`` unless ``--out`` says otherwise.
 
     python tools/analysis_tools/asl_grid.py --arm detection --cells deepforest deepforest_rho0.3 --jobs 2
 """
@@ -123,7 +125,7 @@ DET_DATASETS = {
     # balanced canvases of the 10 classes (1-4 items at 64 px, the long-tailed set's size and items), in the
     # demo recipe adapted once to 10 classes and small canvases (fcos_effnet-lite0_*_fashion-longtail.py:
     # 128 px input, horizontal flips), which is trained here on these canvases instead; its 12 epochs (x0.1 at
-    # 10) decay while AP still rises, 24 (x0.1 at 19) reach a plateau before the decay for every loss
+    # 10) decay while AP still rises, with 24 (x0.1 at 19) AP levels off before the decay
     'fashion10': dict(config='configs/demo/fcos_effnet-lite0_asl_fashion-longtail.py',
                       convert=['tools/dataset_converters/make_fashion_canvases.py', '--num-train', '1440',
                                '--num-test', '400', '--seed', '0', '--missing-unit', 'box'],
