@@ -223,3 +223,8 @@ def test_detection_negatives_per_positive_counts_what_the_head_trains_on(source,
         'annotations'])
     assert boxes / 12 * 8 / 3 < counts['positives'] < 8 * 336 / 4
     assert counts['ratio'] == pytest.approx((counts['outputs'] - counts['positives']) / counts['positives'])
+    ann = tmp_path / 'fashion10' / 'annotations' / 'instances_train.json'
+    coco = json.loads(ann.read_text())
+    ann.write_text(json.dumps(dict(coco, annotations=[])))
+    with pytest.raises(ValueError, match='fashion10: no positive location'):
+        grid.det_negatives_per_positive('fashion10', str(tmp_path), max_batches=1)

@@ -113,15 +113,14 @@ ML_KEYS = {m: f'multi-label/{m}' for m in METRICS}  # metric -> its name in scal
 
 # The detection arm: the demo recipe (FCOS + ImageNet EfficientNet-Lite0) on two datasets, with a fraction rho of
 # the training boxes removed (seed 0; the val/test annotations stay complete). Per dataset: the ASL config every
-# loss is set in, the converter's arguments, the COCO files, the schedule (the config's own when ``epochs`` is
-# ``config_epochs``, else detection_seeds.py's x0.1 at 80 %) and the evaluation interval.
+# loss is set in, the converter's arguments, the COCO files, the schedule (the config's own when ``epochs`` is its
+# max_epochs, else detection_seeds.py's x0.1 at 80 %) and the evaluation interval.
 DET_DATA_ROOT = 'data/asl_grid_det'
 DET_DATASETS = {
     # the DeepForest tiles (one class) and the demo config as it is
     'deepforest': dict(config='configs/demo/fcos_effnet-lite0_asl_deepforest.py',
                        convert=['tools/dataset_converters/prepare_deepforest.py', '--seed', '0'],
-                       train_ann='train.json', val_ann='val.json', epochs=60, config_epochs=60,
-                       val_interval=10),
+                       train_ann='train.json', val_ann='val.json', epochs=60, val_interval=10),
     # balanced canvases of the 10 classes (1-4 items at 64 px, the long-tailed set's size and items), in the
     # demo recipe adapted once to 10 classes and small canvases (fcos_effnet-lite0_*_fashion-longtail.py:
     # 128 px input, horizontal flips), which is trained here on these canvases instead; its 12 epochs (x0.1 at
@@ -130,7 +129,7 @@ DET_DATASETS = {
                       convert=['tools/dataset_converters/make_fashion_canvases.py', '--num-train', '1440',
                                '--num-test', '400', '--seed', '0', '--missing-unit', 'box'],
                       train_ann='instances_train.json', val_ann='instances_test.json', epochs=24,
-                      config_epochs=12, val_interval=2),
+                      val_interval=2),
 }
 DET_CELLS = {  # name -> (dataset, rho missing)
     'deepforest': ('deepforest', 0.0), 'deepforest_rho0.3': ('deepforest', 0.3),
@@ -274,6 +273,9 @@ def det_negatives_per_positive(cell, data_root=DET_DATA_ROOT, max_batches=None):
             data = model.data_preprocessor(batch, True)
             model.loss(data['inputs'], data['data_samples'])
             counts['images'] += len(data['data_samples'])
+    if not counts['positives']:
+        raise ValueError(f'{cell}: no positive location in the training images under {cell_dir(cell, data_root)} '
+                         '(no boxes, or none the head assigns): negatives per positive is undefined')
     return dict(counts, ratio=(counts['outputs'] - counts['positives']) / counts['positives'])
 
 
@@ -303,7 +305,9 @@ def det_run_options(cell, loss, seed, epochs, val_interval, data_root=DET_DATA_R
     val_ann = det_ann_file(cell, data_root, 'val')
     epochs = det_epochs(cell, epochs)
     # the config's own schedule, or detection_seeds.py's shortened/lengthened one (x0.1 at 80 %)
-    schedule = [] if epochs == dataset['config_epochs'] else detection_seeds.schedule_options(epochs)
+    from mmengine.config import Config
+    own = Config.fromfile(osp.join(ROOT, dataset['config'])).train_cfg.max_epochs
+    schedule = [] if epochs == own else detection_seeds.schedule_options(epochs)
     return ([f'randomness.seed={seed}', f'train_dataloader.dataset.data_root={root}',
              f'val_dataloader.dataset.data_root={root}', f'test_dataloader.dataset.data_root={root}',
              f'val_evaluator.ann_file={val_ann}', f'test_evaluator.ann_file={val_ann}',
