@@ -1,5 +1,6 @@
 """tools/analysis_tools/asl_grid.py: the resume/skip logic, the difference to the best baseline and its standard
 error, the negatives-per-positive count, and the options each run trains with, checked by hand."""
+import argparse
 import json
 import math
 
@@ -172,7 +173,9 @@ def test_detection_report_only_compares_with_focal_loss_at_each_dataset_schedule
         ratio=17.0 if cell == 'deepforest' else 170.0))
 
     forbid_training(monkeypatch)
-    grid.main(['--arm', 'detection', '--report-only', '--cells', 'deepforest', 'fashion10', '--out', str(tmp_path)])
+    argv = ['--arm', 'detection', '--report-only', '--cells', 'deepforest', 'fashion10', '--out', str(tmp_path),
+            '--data-root', str(tmp_path / 'data')]
+    grid.main(argv)
     md = (tmp_path / 'results.md').read_text()
     assert '| deepforest | asl_m0 | 3 | 12.0 ± 1.0 | 48.0 ± 4.0 |' in md and '+1.0 ± 0.8 (vs focal)' in md
     # fashion10's schedule is 24 epochs: its 12-epoch row is another schedule and stays out of the table
@@ -181,8 +184,21 @@ def test_detection_report_only_compares_with_focal_loss_at_each_dataset_schedule
     assert 'negatives per positive (FCOS training targets): deepforest 17, fashion10 170' in md
     assert (tmp_path / 'fig_det_asl_vs_negatives.png').exists()
     # counted once per cell, then read from negatives_per_positive.json
-    grid.main(['--arm', 'detection', '--report-only', '--cells', 'deepforest', 'fashion10', '--out', str(tmp_path)])
+    grid.main(argv)
     assert counted == ['deepforest', 'fashion10']
+
+
+def test_detection_negatives_per_positive_is_counted_again_when_the_cell_is_regenerated(tmp_path, monkeypatch):
+    ann = tmp_path / 'data' / 'fashion10' / 'annotations' / 'instances_train.json'
+    ann.parent.mkdir(parents=True)
+    ann.write_text('{"annotations": [1]}')
+    counted = []
+    monkeypatch.setattr(grid, 'det_negatives_per_positive', lambda cell, root: counted.append(cell) or dict(
+        ratio=float(len(counted))))
+    args = argparse.Namespace(out=str(tmp_path), data_root=str(tmp_path / 'data'), cells=['fashion10'])
+    assert grid.det_ratios(args) == {'fashion10': 1.0} and grid.det_ratios(args) == {'fashion10': 1.0}
+    ann.write_text('{"annotations": [1, 2]}')  # the same cell written again with other boxes
+    assert grid.det_ratios(args) == {'fashion10': 2.0} and counted == ['fashion10', 'fashion10']
 
 
 def test_detection_runs_only_what_is_missing_and_refuses_the_other_arms_cells(tmp_path, monkeypatch):

@@ -81,7 +81,7 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 import detection_seeds  # noqa: E402
-from training_runs import ROOT, read_scalars, run_all, thread_env, train  # noqa: E402
+from training_runs import ROOT, file_sha256, read_scalars, run_all, thread_env, train  # noqa: E402
 
 from mmdet_asl.utils.strict_json import dump_json, dumps_json, load_json  # noqa: E402
 
@@ -573,12 +573,15 @@ def main(argv=None):
 
 
 def det_ratios(args):
-    """``det_negatives_per_positive`` of each cell, counted once and kept in ``negatives_per_positive.json``."""
+    """``det_negatives_per_positive`` of each cell, kept in ``negatives_per_positive.json`` with the SHA-256 of
+    the cell's training annotations, and counted again when those change (a regenerated cell)."""
     path = osp.join(args.out, 'negatives_per_positive.json')
     counts = load_json(path) if osp.exists(path) else {}
     for cell in args.cells:
-        if cell not in counts:
-            counts[cell] = det_negatives_per_positive(cell, args.data_root)
+        ann_file = det_ann_file(cell, args.data_root, 'train')
+        sha = file_sha256(ann_file) if osp.exists(ann_file) else 'absent'
+        if counts.get(cell, {}).get('train_ann_sha256') != sha:
+            counts[cell] = dict(det_negatives_per_positive(cell, args.data_root), train_ann_sha256=sha)
             dump_json(counts, path, indent=1)
     return {c: counts[c]['ratio'] for c in counts}
 
