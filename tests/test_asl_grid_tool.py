@@ -3,6 +3,8 @@ error, the negatives-per-positive count, and the options each run trains with, c
 import argparse
 import json
 import math
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from mmengine.config import Config
@@ -199,6 +201,27 @@ def test_detection_negatives_per_positive_is_counted_again_when_the_cell_is_rege
     assert grid.det_ratios(args) == {'fashion10': 1.0} and grid.det_ratios(args) == {'fashion10': 1.0}
     ann.write_text('{"annotations": [1, 2]}')  # the same cell written again with other boxes
     assert grid.det_ratios(args) == {'fashion10': 2.0} and counted == ['fashion10', 'fashion10']
+
+
+def test_the_worker_threads_read_configs_one_at_a_time(monkeypatch):
+    # MMEngine's Config.fromfile is not thread-safe: two grid workers preparing their runs at once failed with a
+    # TypeError from pkg_resources now and then, so every config the workers read goes through one lock
+    import mmdet_asl.utils.configs as configs
+    inside, most = [0], [0]
+
+    def fromfile(path):
+        inside[0] += 1
+        most[0] = max(most[0], inside[0])
+        time.sleep(0.02)
+        inside[0] -= 1
+        return Config(dict(train_cfg=dict(max_epochs=24), custom_hooks=[]))
+
+    monkeypatch.setattr(configs.Config, 'fromfile', staticmethod(fromfile))
+    with ThreadPoolExecutor(4) as pool:
+        options = list(pool.map(lambda s: grid.det_run_options('fashion10', 'focal', s, None, None), range(4)))
+        hooks = list(pool.map(lambda s: configs.custom_hooks_with('any.py', dict(type='ProbabilityGapHook')), range(4)))
+    assert most[0] == 1 and all('train_cfg.val_interval=2' in o for o in options)
+    assert hooks == [[dict(type='ProbabilityGapHook')]] * 4
 
 
 def test_detection_runs_only_what_is_missing_and_refuses_the_other_arms_cells(tmp_path, monkeypatch):

@@ -15,6 +15,7 @@ setting of the loss it replaces (``reduction``, ``loss_weight``, ``activated``).
 """
 import copy
 import inspect
+import threading
 from typing import List, Optional, Sequence, Tuple
 
 from mmengine.config import Config
@@ -35,6 +36,17 @@ ASYMMETRIC_TYPES = ('AsymmetricLoss', 'AsymmetricQualityFocalLoss', 'AsymmetricV
 COST_ASL_KEYS = ('gamma_pos', 'gamma_neg', 'clip', 'alpha')
 
 
+# MMEngine's Config.fromfile is not thread-safe (two threads reading configs at once can fail inside
+# pkg_resources' requirement parsing), and the grid tools prepare their runs' configs in worker threads.
+_FROMFILE_LOCK = threading.Lock()
+
+
+def load_config(path: str) -> Config:
+    """``Config.fromfile(path)``, one thread at a time (safe in the grid tools' worker threads)."""
+    with _FROMFILE_LOCK:
+        return Config.fromfile(path)
+
+
 def custom_hooks_with(config: str, hook: dict) -> list:
     """``config``'s ``custom_hooks`` with ``hook`` in place of any hook of its type, else appended.
 
@@ -48,7 +60,7 @@ def custom_hooks_with(config: str, hook: dict) -> list:
     Returns:
         list[dict]: the hooks for the experiment's config.
     """
-    hooks = Config.fromfile(config).to_dict().get('custom_hooks', [])
+    hooks = load_config(config).to_dict().get('custom_hooks', [])
     kept = [h for h in hooks if h.get('type') != hook['type']]
     position = next((i for i, h in enumerate(hooks) if h.get('type') == hook['type']), len(kept))
     return kept[:position] + [dict(hook)] + kept[position:]

@@ -305,8 +305,8 @@ def det_run_options(cell, loss, seed, epochs, val_interval, data_root=DET_DATA_R
     val_ann = det_ann_file(cell, data_root, 'val')
     epochs = det_epochs(cell, epochs)
     # the config's own schedule, or detection_seeds.py's shortened/lengthened one (x0.1 at 80 %)
-    from mmengine.config import Config
-    own = Config.fromfile(osp.join(ROOT, dataset['config'])).train_cfg.max_epochs
+    from mmdet_asl.utils.configs import load_config  # called in the grid's worker threads
+    own = load_config(osp.join(ROOT, dataset['config'])).train_cfg.max_epochs
     schedule = [] if epochs == own else detection_seeds.schedule_options(epochs)
     return ([f'randomness.seed={seed}', f'train_dataloader.dataset.data_root={root}',
              f'val_dataloader.dataset.data_root={root}', f'test_dataloader.dataset.data_root={root}',
