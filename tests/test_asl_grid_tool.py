@@ -3,6 +3,7 @@ error, the negatives-per-positive count, and the options each run trains with, c
 import argparse
 import json
 import math
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -201,6 +202,19 @@ def test_detection_negatives_per_positive_is_counted_again_when_the_cell_is_rege
     assert grid.det_ratios(args) == {'fashion10': 1.0} and grid.det_ratios(args) == {'fashion10': 1.0}
     ann.write_text('{"annotations": [1, 2]}')  # the same cell written again with other boxes
     assert grid.det_ratios(args) == {'fashion10': 2.0} and counted == ['fashion10', 'fashion10']
+
+
+def test_each_run_gets_its_share_of_the_cores_in_both_thread_pools(monkeypatch):
+    # a caller's OMP_NUM_THREADS=1 alone left MKL at cpu_count // jobs threads, which spun against the other run
+    for name in ('MKL_NUM_THREADS', 'MMDET_ASL_COMPILE'):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(os, 'cpu_count', lambda: 4)
+    monkeypatch.setenv('OMP_NUM_THREADS', '1')
+    env = grid.thread_env(1)
+    assert env['OMP_NUM_THREADS'] == env['MKL_NUM_THREADS'] == '1'
+    monkeypatch.delenv('OMP_NUM_THREADS')
+    env = grid.thread_env(2)
+    assert env['OMP_NUM_THREADS'] == env['MKL_NUM_THREADS'] == '2' and env['MMDET_ASL_COMPILE'] == '0'
 
 
 def test_the_worker_threads_read_configs_one_at_a_time(monkeypatch):

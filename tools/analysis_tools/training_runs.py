@@ -17,12 +17,12 @@ from mmdet_asl.utils.strict_json import dump_json, dumps_json  # noqa: E402
 
 def thread_env(jobs):
     """The runs' environment: the eager loss (no compile time per run) and cpu_count // jobs threads each,
-    unless the caller's environment sets them."""
+    unless the caller's environment sets them. MKL gets OMP's count when only that one is set: more MKL threads
+    than a run's share of the cores spin against the other runs."""
     env = dict(os.environ)
     env.setdefault('MMDET_ASL_COMPILE', '0')
-    threads = str(max(1, (os.cpu_count() or 1) // jobs))
-    env.setdefault('OMP_NUM_THREADS', threads)
-    env.setdefault('MKL_NUM_THREADS', threads)
+    env.setdefault('OMP_NUM_THREADS', str(max(1, (os.cpu_count() or 1) // jobs)))
+    env.setdefault('MKL_NUM_THREADS', env['OMP_NUM_THREADS'])
     return env
 
 
