@@ -204,6 +204,19 @@ def test_detection_negatives_per_positive_is_counted_again_when_the_cell_is_rege
     assert grid.det_ratios(args) == {'fashion10': 2.0} and counted == ['fashion10', 'fashion10']
 
 
+def test_a_failed_run_keeps_the_rows_of_the_runs_beside_it(tmp_path):
+    def run_one(cell, loss, seed):
+        if loss == 'asl':
+            raise ValueError('broken config')
+        time.sleep(0.05)  # finishes after the failure
+        return dict(cell=cell, loss=loss, seed=seed)
+
+    res_file = str(tmp_path / 'results.json')
+    with pytest.raises(RuntimeError, match=r"1 of 3 runs failed \(\('k10', 'asl', 0\): ValueError"):
+        grid.run_all(run_one, [('k10', 'asl', 0), ('k10', 'bce', 0), ('k10', 'focal', 0)], 3, [], res_file)
+    assert sorted(r['loss'] for r in json.loads(open(res_file).read())) == ['bce', 'focal']
+
+
 def test_each_run_gets_its_share_of_the_cores_in_both_thread_pools(monkeypatch):
     # a caller's OMP_NUM_THREADS=1 alone left MKL at cpu_count // jobs threads, which spun against the other run
     for name in ('MKL_NUM_THREADS', 'MMDET_ASL_COMPILE'):

@@ -59,13 +59,30 @@ def train(config, work_dir, options, log_path, env):
                 threads=env.get('OMP_NUM_THREADS', ''))
 
 
+def _job_name(job):
+    """A job's plain values (cell, loss, seed; not the shared arguments and environment) for a message."""
+    return tuple(x for x in job if isinstance(x, (str, int, float)))
+
+
 def run_all(run_one, todo, jobs, results, res_file, not_printed=()):
     """Call ``run_one(*job)`` for each job of ``todo``, ``jobs`` at a time; append each row to ``results`` and
-    write ``res_file`` after every run, so that an interrupted grid resumes from it."""
+    write ``res_file`` after every run, so that an interrupted grid resumes from it. A failed run does not stop
+    the others or lose their rows; the failures are raised together at the end."""
+    failed = []
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        for done in as_completed([pool.submit(run_one, *job) for job in todo]):
-            row = done.result()
+        futures = {pool.submit(run_one, *job): job for job in todo}
+        for done in as_completed(futures):
+            try:
+                row = done.result()
+            except Exception as e:
+                failed.append((futures[done], e))
+                print(f'run {_job_name(futures[done])} failed: {e!r}', flush=True)
+                continue
             results.append(row)
             dump_json(results, res_file, indent=1)
             print(dumps_json({k: v for k, v in row.items() if k not in not_printed}), flush=True)
+    if failed:
+        raise RuntimeError(f'{len(failed)} of {len(todo)} runs failed ('
+                           + '; '.join(f'{_job_name(job)}: {e!r}' for job, e in failed)
+                           + f'); the finished runs are in {res_file}') from failed[0][1]
     return results
